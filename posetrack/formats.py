@@ -1,0 +1,439 @@
+"""File formats: PoseTrack 2018 JSON (read/write), PoseTrack 2017 JSON (read), CSV (write) and
+COCO detection results (read). This is the only module that knows their keys.
+
+Every reader returns poses in the POSETRACK17 layout (see ``joints``), one ``Poses`` per image,
+in the order the file lists its images. Absent joints (written as ``(0, 0, 0)`` in 2018 files)
+have NaN coordinates; joints without a score have a NaN score.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import FormatError
+from .fileio import atomic_write, read_json, write_json
+from .frame import NO_TRACK, Detections, Poses
+from .joints import NUM_JOINTS, POSETRACK17
+
+MAX_TRACK_ID = 10000  # the official evaluator offsets ids by 10000 x sequence index
+
+# PoseTrack 2017 point id -> POSETRACK17 slot. 2017 ids: 0 r_ankle, 1 r_knee, 2 r_hip, 3 l_hip,
+# 4 l_knee, 5 l_ankle, 6 r_wrist, 7 r_elbow, 8 r_shoulder, 9 l_shoulder, 10 l_elbow, 11 l_wrist,
+# 12 head_bottom (neck), 13 nose, 14 head_top.
+SLOT_OF_2017_ID = (16, 14, 12, 11, 13, 15, 10, 8, 6, 5, 7, 9, 1, 0, 2)
+
+
+@dataclass
+class ImageInfo:
+    """One image (frame) entry of a PoseTrack file.
+
+    Attributes:
+        image_id: the image id (2018 files); None for 2017 files, which have none.
+        file_name: path of the frame as the file names it.
+        is_labeled: whether the frame carries ground truth (True when the file does not say).
+        ignore_regions: polygons, each (K, 2) float32 pixels, whose joints are not evaluated.
+        extra: other keys of the image entry (vid_id, nframes, frame_id, width, ...), kept so a
+            file read and written again keeps them.
+    """
+
+    image_id: int | None
+    file_name: str
+    is_labeled: bool = True
+    ignore_regions: tuple = ()
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class PoseTrackVideo:
+    """The contents of one PoseTrack file (one video sequence).
+
+    Attributes:
+        images: one entry per frame, in file order.
+        poses: one ``Poses`` per frame (POSETRACK17 layout), aligned with ``images``.
+        head_boxes_xyxy: one (N, 4) float32 array per frame, aligned with ``poses``; NaN rows
+            where a person has no head box (predictions never have one).
+        format: "posetrack18" or "posetrack17".
+    """
+
+    images: list
+    poses: list
+    head_boxes_xyxy: list
+    format: str = "posetrack18"
+
+    def __post_init__(self):
+        if not (len(self.images) == len(self.poses) == len(self.head_boxes_xyxy)):
+            raise ValueError("images, poses and head_boxes_xyxy must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_posetrack(path) -> PoseTrackVideo:
+    """Read a PoseTrack 2018 or 2017 JSON file (the format is detected from its keys)."""
+    data = read_json(path)
+    if isinstance(data, dict) and "annolist" in data:
+        return _parse_2017(path, data)
+    if isinstance(data, dict) and "images" in data and "annotations" in data:
+        return _parse_2018(path, data)
+    raise FormatError(path, "not a PoseTrack file: expected 'images' and 'annotations' (2018) "
+                            "or 'annolist' (2017) at the top level")
+
+
+def _parse_2018(path, data) -> PoseTrackVideo:
+    images_json, annotations_json = data["images"], data["annotations"]
+    if not isinstance(images_json, list) or not isinstance(annotations_json, list):
+        raise FormatError(path, "'images' and 'annotations' must be lists")
+    images, row_of_id = [], {}
+    for i, entry in enumerate(images_json):
+        if not isinstance(entry, dict) or "id" not in entry:
+            raise FormatError(path, f"images[{i}] has no 'id'")
+        image_id = _int(path, f"images[{i}].id", entry["id"])
+        if image_id in row_of_id:
+            raise FormatError(path, f"image id {image_id} appears twice in 'images'")
+        row_of_id[image_id] = i
+        regions = _regions_2018(path, i, entry.get("ignore_regions_x", []),
+                                entry.get("ignore_regions_y", []))
+        known = {"id", "file_name", "is_labeled", "ignore_regions_x", "ignore_regions_y"}
+        images.append(ImageInfo(
+            image_id=image_id,
+            file_name=str(entry.get("file_name", "")),
+            is_labeled=bool(entry.get("is_labeled", True)),
+            ignore_regions=regions,
+            extra={k: v for k, v in entry.items() if k not in known},
+        ))
+
+    people = [[] for _ in images]
+    for a, ann in enumerate(annotations_json):
+        if not isinstance(ann, dict) or "image_id" not in ann or "keypoints" not in ann:
+            raise FormatError(path, f"annotations[{a}] needs 'image_id' and 'keypoints'")
+        image_id = _int(path, f"annotations[{a}].image_id", ann["image_id"])
+        if image_id not in row_of_id:
+            raise FormatError(path, f"annotations[{a}] refers to image id {image_id}, "
+                                    "which is not in 'images'")
+        people[row_of_id[image_id]].append(_person_2018(path, a, ann))
+    poses = [_stack_people(p) for p in people]
+    heads = [np.array([h for *_, h in p], np.float32).reshape(-1, 4) for p in people]
+    return PoseTrackVideo(images, poses, heads, "posetrack18")
+
+
+def _person_2018(path, a, ann):
+    """-> (box_xyxy, box_score, keypoints (17,2), scores (17,), track_id, head_xyxy)."""
+    where = f"annotations[{a}] (image id {ann['image_id']})"
+    flat = _numbers(path, where, "keypoints", ann["keypoints"])
+    if flat.size != NUM_JOINTS * 3:
+        raise FormatError(path, f"{where}: 'keypoints' has {flat.size} values, expected "
+                                f"{NUM_JOINTS * 3} ({NUM_JOINTS} joints x (x, y, visibility))")
+    triples = flat.reshape(NUM_JOINTS, 3)
+    keypoints = triples[:, :2].copy()
+    keypoints[(triples == 0).all(axis=1)] = np.nan  # (0, 0, 0) is the only "absent" marker
+    scores = _numbers(path, where, "scores", ann.get("scores") or [])
+    if scores.size == 0:
+        scores = np.full(NUM_JOINTS, np.nan, np.float32)
+    elif scores.size != NUM_JOINTS:
+        raise FormatError(path, f"{where}: 'scores' has {scores.size} values, expected {NUM_JOINTS}")
+    track_id = ann.get("track_id")
+    track_id = NO_TRACK if track_id is None else _int(path, f"{where}.track_id", track_id)
+    box = _xywh_box(path, where, "bbox", ann.get("bbox"))
+    if np.isnan(box).all():
+        box = _tight_box(keypoints)
+    head = _xywh_box(path, where, "bbox_head", ann.get("bbox_head"))
+    score = ann.get("score")
+    score = np.nan if score is None else float(_numbers(path, where, "score", [score])[0])
+    return box, score, keypoints, scores, track_id, head
+
+
+def _parse_2017(path, data) -> PoseTrackVideo:
+    annolist = data["annolist"]
+    if not isinstance(annolist, list):
+        raise FormatError(path, "'annolist' must be a list")
+    images, poses, heads = [], [], []
+    for i, entry in enumerate(annolist):
+        where = f"annolist[{i}]"
+        if not isinstance(entry, dict) or "image" not in entry:
+            raise FormatError(path, f"{where} has no 'image'")
+        name = _unwrap(_unwrap(entry["image"]).get("name", "")) if entry["image"] else ""
+        regions = []
+        for r, region in enumerate(entry.get("ignore_regions") or []):
+            points = region.get("point", []) if isinstance(region, dict) else []
+            xy = [(_unwrap(p["x"]), _unwrap(p["y"])) for p in points]
+            regions.append(_numbers(path, f"{where}.ignore_regions[{r}]", "point", xy).reshape(-1, 2))
+        is_labeled = entry.get("is_labeled")
+        extra = {"imgnum": _unwrap(entry["imgnum"])} if "imgnum" in entry else {}
+        images.append(ImageInfo(None, str(name), True if is_labeled is None else bool(_unwrap(is_labeled)),
+                                tuple(regions), extra))
+        people = [_person_2017(path, f"{where}.annorect[{r}]", rect)
+                  for r, rect in enumerate(entry.get("annorect") or [])]
+        poses.append(_stack_people(people))
+        heads.append(np.array([h for *_, h in people], np.float32).reshape(-1, 4))
+    return PoseTrackVideo(images, poses, heads, "posetrack17")
+
+
+def _person_2017(path, where, rect):
+    keypoints = np.full((NUM_JOINTS, 2), np.nan, np.float32)
+    scores = np.full(NUM_JOINTS, np.nan, np.float32)
+    annopoints = rect.get("annopoints") or []
+    points = _unwrap(annopoints).get("point", []) if annopoints else []
+    for p in points or []:
+        joint_id = _int(path, f"{where} point id", _unwrap(p.get("id")))
+        if not 0 <= joint_id < len(SLOT_OF_2017_ID):
+            raise FormatError(path, f"{where}: point id {joint_id} is not a PoseTrack 2017 joint (0-14)")
+        slot = SLOT_OF_2017_ID[joint_id]
+        keypoints[slot] = _numbers(path, where, "x/y", [_unwrap(p["x"]), _unwrap(p["y"])])
+        if "score" in p:
+            scores[slot] = float(_unwrap(p["score"]))
+    track_id = rect.get("track_id")
+    track_id = NO_TRACK if track_id is None else _int(path, f"{where}.track_id", _unwrap(track_id))
+    if all(k in rect for k in ("x1", "y1", "x2", "y2")):
+        head = np.array([_unwrap(rect[k]) for k in ("x1", "y1", "x2", "y2")], np.float32)
+    else:
+        head = np.full(4, np.nan, np.float32)
+    score = rect.get("score")
+    score = np.nan if score is None else float(_unwrap(score))
+    return _tight_box(keypoints), score, keypoints, scores, track_id, head
+
+
+def _stack_people(people) -> Poses:
+    if not people:
+        return Poses.empty()
+    boxes, box_scores, keypoints, scores, track_ids, _ = zip(*people)
+    return Poses(np.stack(boxes), np.array(box_scores), np.stack(keypoints), np.stack(scores),
+                 np.array(track_ids))
+
+
+def _regions_2018(path, i, xs, ys):
+    if len(xs) != len(ys):
+        raise FormatError(path, f"images[{i}]: ignore_regions_x has {len(xs)} polygons, "
+                                f"ignore_regions_y has {len(ys)}")
+    regions = []
+    for r, (x, y) in enumerate(zip(xs, ys)):
+        if len(x) != len(y):
+            raise FormatError(path, f"images[{i}]: ignore region {r} has {len(x)} x and {len(y)} y values")
+        regions.append(_numbers(path, f"images[{i}]", f"ignore region {r}", [x, y]).T.copy())
+    return tuple(regions)
+
+
+def _unwrap(value):
+    """2017 files wrap scalars in one-element lists: [5] -> 5."""
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def _int(path, where, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise FormatError(path, f"{where} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _numbers(path, where, key, value) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise FormatError(path, f"{where}: '{key}' must hold numbers") from None
+    return array.reshape(-1) if array.ndim <= 1 else array
+
+
+def _xywh_box(path, where, key, value) -> np.ndarray:
+    if value is None or (isinstance(value, list) and not value):
+        return np.full(4, np.nan, np.float32)
+    x, y, w, h = _check_len(path, where, key, _numbers(path, where, key, value), 4)
+    return np.array([x, y, x + w, y + h], np.float32)
+
+
+def _check_len(path, where, key, array, n):
+    if array.size != n:
+        raise FormatError(path, f"{where}: '{key}' has {array.size} values, expected {n}")
+    return array
+
+
+def _tight_box(keypoints) -> np.ndarray:
+    present = keypoints[~np.isnan(keypoints).any(axis=1)]
+    if len(present) == 0:
+        return np.full(4, np.nan, np.float32)
+    return np.concatenate([present.min(axis=0), present.max(axis=0)]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def check_track_ids(path, video: PoseTrackVideo, allow_unassigned: bool = False) -> None:
+    """Raise FormatError unless every frame's track ids are unique integers in [0, 10000)."""
+    for image, poses in zip(video.images, video.poses):
+        ids = poses.track_ids
+        frame = image.file_name or image.image_id
+        if allow_unassigned:
+            ids = ids[ids != NO_TRACK]
+        bad = ids[(ids < 0) | (ids >= MAX_TRACK_ID)]
+        if bad.size:
+            raise FormatError(path, f"frame {frame}: track id {int(bad[0])} is outside 0..{MAX_TRACK_ID - 1}")
+        values, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            raise FormatError(path, f"frame {frame}: track id {int(values[counts > 1][0])} is used "
+                                    "by more than one person")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _categories():
+    return [{
+        "supercategory": "person", "id": 1, "name": "person",
+        "keypoints": list(POSETRACK17.joints),
+        "skeleton": [[a + 1, b + 1] for a, b in POSETRACK17.skeleton],
+    }]
+
+
+def write_posetrack18(path, video: PoseTrackVideo) -> None:
+    """Write a PoseTrack 2018 file the official evaluator reads, atomically.
+
+    Track ids must be unique per frame and below 10000 (-1, "unassigned", is allowed so untracked
+    poses can be stored). Absent joints are written as (0, 0, 0) with score 0; a person whose joint
+    scores are all unknown gets ``"scores": []``.
+    """
+    check_track_ids(path, video, allow_unassigned=True)
+    images, annotations = [], []
+    for index, (image, poses, heads) in enumerate(zip(video.images, video.poses, video.head_boxes_xyxy)):
+        image_id = index if image.image_id is None else image.image_id
+        entry = {"id": image_id, "file_name": image.file_name, "is_labeled": image.is_labeled}
+        entry.update(image.extra)
+        if image.ignore_regions:
+            entry["ignore_regions_x"] = [r[:, 0].round(2).tolist() for r in image.ignore_regions]
+            entry["ignore_regions_y"] = [r[:, 1].round(2).tolist() for r in image.ignore_regions]
+        images.append(entry)
+        for person in range(len(poses)):
+            annotations.append(_annotation_2018(image_id, len(annotations), poses[person], heads[person]))
+    write_json(path, {"images": images, "annotations": annotations, "categories": _categories()})
+
+
+def _annotation_2018(image_id, serial, person: Poses, head) -> dict:
+    keypoints = person.keypoints_xy[0]
+    present = ~np.isnan(keypoints).any(axis=1)
+    triples = np.zeros((len(keypoints), 3), np.float64)
+    triples[present, :2] = keypoints[present]
+    triples[present, 2] = 1
+    scores = person.keypoint_scores[0].astype(np.float64)
+    box = person.boxes_xyxy[0]
+    if np.isnan(box).any():
+        box = _tight_box(keypoints)
+    ann = {
+        "id": serial,
+        "image_id": image_id,
+        "category_id": 1,
+        "track_id": int(person.track_ids[0]),
+        "keypoints": triples.round(2).ravel().tolist(),
+        "scores": [] if np.isnan(scores[present]).all() and present.any()
+        else np.where(present & ~np.isnan(scores), scores, 0.0).round(5).tolist(),
+    }
+    if not np.isnan(box).any():
+        ann["bbox"] = [round(float(v), 2) for v in (box[0], box[1], box[2] - box[0], box[3] - box[1])]
+    if not np.isnan(head).any():
+        ann["bbox_head"] = [round(float(v), 2) for v in (head[0], head[1], head[2] - head[0], head[3] - head[1])]
+    if math.isfinite(person.box_scores[0]):
+        ann["score"] = round(float(person.box_scores[0]), 5)
+    return ann
+
+
+CSV_LAYOUTS = ("people", "joints")
+
+
+def write_csv(path, video: PoseTrackVideo, layout: str = "people") -> None:
+    """Write tracks as CSV, atomically.
+
+    layout "people": one row per person per frame: frame, image_id, track_id, box (x1, y1, x2, y2),
+    box_score, then x, y, score for each of the 17 joints (empty cells for an absent joint).
+    layout "joints": one row per present joint: frame, image_id, track_id, joint, x, y, score.
+    """
+    if layout not in CSV_LAYOUTS:
+        raise ValueError(f"layout must be one of {CSV_LAYOUTS}, got {layout!r}")
+    names = POSETRACK17.joints
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if layout == "people":
+            writer.writerow(["frame", "image_id", "track_id", "x1", "y1", "x2", "y2", "box_score"]
+                            + [f"{n}_{c}" for n in names for c in ("x", "y", "score")])
+        else:
+            writer.writerow(["frame", "image_id", "track_id", "joint", "x", "y", "score"])
+        for frame, (image, poses) in enumerate(zip(video.images, video.poses)):
+            image_id = frame if image.image_id is None else image.image_id
+            for p in range(len(poses)):
+                head = [frame, image_id, int(poses.track_ids[p])]
+                xy, scores = poses.keypoints_xy[p], poses.keypoint_scores[p]
+                if layout == "people":
+                    cells = [_cell(v) for v in poses.boxes_xyxy[p]] + [_cell(poses.box_scores[p])]
+                    for j in range(len(names)):
+                        cells += ["", "", ""] if np.isnan(xy[j]).any() else \
+                            [_cell(xy[j, 0]), _cell(xy[j, 1]), _cell(scores[j], 5)]
+                    writer.writerow(head + cells)
+                else:
+                    for j in np.flatnonzero(~np.isnan(xy).any(axis=1)):
+                        writer.writerow(head + [names[j], _cell(xy[j, 0]), _cell(xy[j, 1]),
+                                                _cell(scores[j], 5)])
+
+
+def _cell(value, digits: int = 2) -> str:
+    return "" if not math.isfinite(value) else f"{float(value):.{digits}f}"
+
+
+def write_tracks(path, video: PoseTrackVideo, format: str | None = None) -> str:
+    """Write ``video`` in the format named, or chosen by the extension (.json, .csv).
+
+    Returns the format used: "posetrack18", "csv" (people layout) or "csv-joints".
+    """
+    format = format or {".json": "posetrack18", ".csv": "csv"}.get(Path(path).suffix.lower())
+    if format == "posetrack18":
+        write_posetrack18(path, video)
+    elif format in ("csv", "csv-joints"):
+        write_csv(path, video, "joints" if format == "csv-joints" else "people")
+    else:
+        raise FormatError(path, "cannot tell the output format from the extension; use .json or "
+                                ".csv, or name it (posetrack18, csv, csv-joints)")
+    return format
+
+
+# ---------------------------------------------------------------------------------------------
+# Detections (COCO detection results)
+
+
+def read_detections(path, person_category: int = 1) -> dict[int, Detections]:
+    """Read a COCO detection-results JSON: a list of {image_id, category_id, bbox [x, y, w, h],
+    score}. Returns the person boxes grouped by image id (boxes of other categories are skipped;
+    an entry without category_id counts as a person)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise FormatError(path, "expected a JSON list of {image_id, category_id, bbox, score}")
+    grouped: dict[int, list] = {}
+    for i, det in enumerate(data):
+        if not isinstance(det, dict) or not {"image_id", "bbox", "score"} <= det.keys():
+            raise FormatError(path, f"entry {i} needs 'image_id', 'bbox' and 'score'")
+        if det.get("category_id", person_category) != person_category:
+            continue
+        image_id = _int(path, f"entry {i} image_id", det["image_id"])
+        box = _xywh_box(path, f"entry {i}", "bbox", det["bbox"])
+        score = _numbers(path, f"entry {i}", "score", [det["score"]])[0]
+        grouped.setdefault(image_id, []).append((box, score))
+    return {
+        image_id: Detections(np.stack([b for b, _ in rows]), np.array([s for _, s in rows]))
+        for image_id, rows in grouped.items()
+    }
+
+
+def video_from_frames(file_names: Sequence[str], poses: Sequence[Poses],
+                      image_ids: Sequence[int] | None = None) -> PoseTrackVideo:
+    """Build a PoseTrackVideo for frames that have no PoseTrack image entries (e.g. a video)."""
+    ids = list(range(len(file_names))) if image_ids is None else list(image_ids)
+    images = [ImageInfo(i, name, True, (), {"frame_id": i, "nframes": len(file_names)})
+              for i, name in zip(ids, file_names)]
+    heads = [np.full((len(p), 4), np.nan, np.float32) for p in poses]
+    return PoseTrackVideo(images, list(poses), heads)
