@@ -29,3 +29,67 @@ def main(verbose: bool, quiet: bool) -> None:
     """Multi-person pose tracking in video, and PoseTrack evaluation."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+
+
+# ---------------------------------------------------------------------------------------------
+# posetrack track
+
+from .config import config_options, pop_config  # noqa: E402
+from .tracker import TrackerConfig  # noqa: E402
+
+
+@main.command()
+@click.argument("poses", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Output tracks file (.json: PoseTrack 2018, .csv: one row per person and frame).")
+@click.option("--frames", type=click.Path(exists=True),
+              help="The video or frame folder the poses come from; its optical flow (OpenCV DIS) "
+                   "moves each track's joints into the next frame before matching. Without it "
+                   "the tracker assumes no motion.")
+@click.option("--format", "out_format", type=click.Choice(["posetrack18", "csv", "csv-joints"]),
+              help="Output format; default: from the extension of --out.")
+@config_options(TrackerConfig)
+def track(poses, out_path, frames, out_format, **options):
+    """Re-run tracking alone on poses already computed.
+
+    POSES is a PoseTrack 2018 (or 2017) file; its track ids, if any, are ignored and replaced.
+    """
+    from .formats import read_posetrack, write_tracks
+    from .retrack import flows_between_frames, retrack
+
+    config = pop_config(TrackerConfig, options)
+    video = read_posetrack(poses)
+    flows = None
+    if frames:
+        from .flow import make_flow
+        from .video import open_frames
+
+        source = open_frames(frames)
+        if len(source) != len(video):
+            raise PosetrackError(f"{frames}: has {len(source)} frames but {poses} has {len(video)}")
+        flows = flows_between_frames(source, make_flow("dis"))
+    tracked = retrack(video, config, flows)
+    write_tracks(out_path, tracked, out_format)
+    num_tracks = len({int(i) for p in tracked.poses for i in p.track_ids})
+    num_people = sum(len(p) for p in tracked.poses)
+    click.echo(f"{len(tracked)} frames, {num_people} poses, {num_tracks} tracks -> {out_path}")
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.argument("tracks", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The overlay video to write (.mp4).")
+@click.option("--min-joint-score", type=float, default=None,
+              help="Hide joints scoring below this (and their limbs). Higher: only confident "
+                   "joints, fewer wrong limbs, more gaps. Default: draw every joint the file has.")
+def render(input_path: str, tracks: str, out_path: str, min_joint_score: float | None) -> None:
+    """Draw the tracks of TRACKS (PoseTrack 2018 JSON) over INPUT (a video or a frame folder).
+
+    Skeletons, boxes and track ids are drawn with one colour per track id. Frames pair by order
+    (for a frame folder: by file name when TRACKS names every frame).
+    """
+    from .render import render_overlay
+
+    written = render_overlay(input_path, tracks, out_path, min_joint_score=min_joint_score)
+    click.echo(f"wrote {out_path} ({written} frames)")

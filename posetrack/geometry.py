@@ -1,0 +1,109 @@
+"""Pure box and point geometry: IoU, NMS, boxes around keypoints, flow propagation of points.
+
+Functions of numpy arrays only; boxes are ``xyxy`` float pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def box_area(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """(N, 4) -> (N,) area; boxes with negative extent have area 0."""
+    boxes_xyxy = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    return np.clip(boxes_xyxy[:, 2] - boxes_xyxy[:, 0], 0, None) * \
+        np.clip(boxes_xyxy[:, 3] - boxes_xyxy[:, 1], 0, None)
+
+
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU of every pair: (Na, 4), (Nb, 4) xyxy -> (Na, Nb) float64 in [0, 1].
+
+    A pair whose union is empty (two zero-area boxes) has IoU 0.
+    """
+    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression.
+
+    Boxes are visited by descending score (equal scores: lower index first); a box is dropped
+    when its IoU with an already kept box is strictly greater than ``iou_threshold``.
+
+    Returns:
+        (K,) int64 indices of the kept boxes, in visiting order (highest score first).
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    iou = box_iou(boxes_xyxy, boxes_xyxy)
+    suppressed = np.zeros(len(scores), dtype=bool)
+    keep = []
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= iou[i] > iou_threshold
+    return np.asarray(keep, dtype=np.int64)
+
+
+def boxes_from_keypoints(keypoints_xy: np.ndarray, enlarge: float = 0.15) -> np.ndarray:
+    """The box around each person's present joints, enlarged about its centre.
+
+    Args:
+        keypoints_xy: (N, J, 2) pixels; NaN for absent joints.
+        enlarge: fraction added to the width and to the height (0.15: each grows by 15%, 7.5% on
+            each side), as the paper enlarges propagated boxes.
+
+    Returns:
+        (N, 4) float32 xyxy; NaN rows for people with no present joint.
+    """
+    keypoints_xy = np.asarray(keypoints_xy, dtype=np.float32).reshape(-1, *np.shape(keypoints_xy)[-2:])
+    present = ~np.isnan(keypoints_xy).any(axis=2)
+    has_any = present.any(axis=1)
+    boxes = np.full((len(keypoints_xy), 4), np.nan, np.float32)
+    if not has_any.any():
+        return boxes
+    points = keypoints_xy[has_any]
+    low = np.nanmin(points, axis=1)
+    high = np.nanmax(points, axis=1)
+    centre, half = (low + high) / 2, (high - low) / 2 * (1 + enlarge)
+    boxes[has_any] = np.concatenate([centre - half, centre + half], axis=1)
+    return boxes
+
+
+def propagate_points(points_xy: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Move points by a dense optical-flow field.
+
+    Args:
+        points_xy: (..., 2) pixel positions in the first frame; NaN points stay NaN.
+        flow: (H, W, 2) displacement (dx, dy) in pixels from the first frame to the second,
+            sampled at pixel centres (flow[y, x] is the motion of pixel (x, y)).
+
+    Returns:
+        (..., 2) float32 positions in the second frame. The flow is sampled bilinearly; a point
+        outside the image takes the flow at the nearest border pixel (the image border moves with
+        the scene around it), so people partly out of view keep moving with it.
+    """
+    points = np.asarray(points_xy, dtype=np.float32)
+    flow = np.asarray(flow, dtype=np.float32)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"flow must have shape (H, W, 2), got {flow.shape}")
+    height, width = flow.shape[:2]
+    flat = points.reshape(-1, 2)
+    valid = ~np.isnan(flat).any(axis=1)
+    x = np.clip(flat[valid, 0], 0, width - 1)
+    y = np.clip(flat[valid, 1], 0, height - 1)
+    x0 = np.minimum(np.floor(x).astype(np.int64), max(width - 2, 0))
+    y0 = np.minimum(np.floor(y).astype(np.int64), max(height - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    motion = (flow[y0, x0] * (1 - fx) * (1 - fy) + flow[y0, x1] * fx * (1 - fy)
+              + flow[y1, x0] * (1 - fx) * fy + flow[y1, x1] * fx * fy)
+    moved = flat.copy()
+    moved[valid] += motion
+    return moved.reshape(points.shape)

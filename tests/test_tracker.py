@@ -1,0 +1,184 @@
+"""The tracker on generated scenes: ids must stay with people."""
+
+import numpy as np
+import pytest
+
+from posetrack.frame import Poses
+from posetrack.tracker import Tracker, TrackerConfig
+
+# A standing person in the POSETRACK17 layout, in units of body height, centred at (0, 0).
+_TEMPLATE = np.array([
+    [0.0, -0.40], [0.0, -0.33], [0.0, -0.50], [0.05, -0.42], [-0.05, -0.42],  # head, ears
+    [0.12, -0.28], [-0.12, -0.28], [0.16, -0.10], [-0.16, -0.10], [0.18, 0.05], [-0.18, 0.05],
+    [0.09, 0.05], [-0.09, 0.05], [0.10, 0.28], [-0.10, 0.28], [0.10, 0.50], [-0.10, 0.50],
+], np.float32)
+
+W, H = 640, 480
+
+
+def person(cx, cy, height=200.0, score=0.9):
+    keypoints = _TEMPLATE * height + np.array([cx, cy], np.float32)
+    box = np.concatenate([keypoints.min(0), keypoints.max(0)])
+    return box, score, keypoints, np.full(17, score, np.float32)
+
+
+def frame(*people) -> Poses:
+    if not people:
+        return Poses.empty()
+    boxes, scores, keypoints, keypoint_scores = zip(*people)
+    return Poses(np.stack(boxes), np.array(scores), np.stack(keypoints), np.stack(keypoint_scores),
+                 np.full(len(people), -1))
+
+
+def constant_flow(velocities_at):
+    """A dense flow field: each (box, (dx, dy)) region moves by its velocity, later ones on top."""
+    flow = np.zeros((H, W, 2), np.float32)
+    for (x1, y1, x2, y2), velocity in velocities_at:
+        flow[max(int(y1), 0):max(int(y2), 0), max(int(x1), 0):max(int(x2), 0)] = velocity
+    return flow
+
+
+def joint_flow(people_velocities, radius=6):
+    """A flow field that moves the pixels within ``radius`` of each person's joints by that
+    person's velocity (background still), as a flow method sees a textured body."""
+    flow = np.zeros((H, W, 2), np.float32)
+    ys, xs = np.mgrid[0:H, 0:W]
+    for keypoints, velocity in people_velocities:
+        for x, y in keypoints:
+            flow[(xs - x) ** 2 + (ys - y) ** 2 <= radius ** 2] = velocity
+    return flow
+
+
+def run(tracker, frames, flows=None):
+    """-> list of id arrays, one per frame."""
+    ids = []
+    for k, poses in enumerate(frames):
+        tracker.propagate(None if flows is None else flows[k])
+        ids.append(tracker.update(poses).track_ids.tolist())
+    return ids
+
+
+def test_two_people_crossing_keep_their_ids_with_flow():
+    # A walks right, B walks left, 30 px/frame, B a little lower: they overlap at frame 5.
+    frames, flows = [], []
+    for k in range(11):
+        a, b = (170 + 30 * k, 240), (470 - 30 * k, 270)
+        frames.append(frame(person(*a), person(*b)))
+        box_a, box_b = person(*a)[0], person(*b)[0]
+        flows.append(constant_flow([(box_a - [30, 0, 30, 0], (30, 0)), (box_b + [30, 0, 30, 0], (-30, 0))]))
+    flows[0] = None
+    ids = run(Tracker(), frames, flows)
+    assert all(frame_ids == [0, 1] for frame_ids in ids), ids
+
+
+def test_flow_matters_for_fast_crossing():
+    # 40 px/frame, passing each other 30 px apart in height: without flow each track is compared
+    # with where its person was a frame ago, which at the crossing is where the other one is now,
+    # and the ids swap; with flow they stay.
+    def position(k):
+        return (160 + 40 * k, 220), (480 - 40 * k, 250)
+
+    frames, flows = [], [None]
+    for k in range(9):
+        a, b = position(k)
+        frames.append(frame(person(*a, height=120), person(*b, height=120)))
+        if k:
+            a, b = position(k - 1)
+            flows.append(joint_flow([(person(*a, 120)[2], (40, 0)), (person(*b, 120)[2], (-40, 0))]))
+    with_flow = run(Tracker(), frames, flows)
+    assert all(frame_ids == [0, 1] for frame_ids in with_flow), with_flow
+    without_flow = run(Tracker(), frames)
+    assert any(frame_ids != [0, 1] for frame_ids in without_flow)
+
+
+def test_occluded_person_gets_the_same_id_back():
+    # B disappears for 3 frames (occluded) and reappears where she stood; A keeps walking.
+    frames = []
+    for k in range(10):
+        a = person(100 + 5 * k, 240)
+        frames.append(frame(a) if 3 <= k <= 5 else frame(a, person(400, 240)))
+    ids = run(Tracker(TrackerConfig(memory_frames=4)), frames)
+    assert ids[:3] == [[0, 1]] * 3
+    assert ids[3:6] == [[0]] * 3
+    assert ids[6:] == [[0, 1]] * 4
+
+
+def test_occlusion_longer_than_memory_starts_a_new_track():
+    frames = [frame(person(400, 240))] + [frame()] * 3 + [frame(person(400, 240))]
+    assert run(Tracker(TrackerConfig(memory_frames=3)), frames)[-1] == [1]
+    assert run(Tracker(TrackerConfig(memory_frames=4)), frames)[-1] == [0]
+
+
+def test_missed_detection_and_false_positive():
+    # A and B walk; A is missed in frame 4; a false positive (small pose far away) in frame 6.
+    frames = []
+    for k in range(9):
+        a, b = person(100 + 10 * k, 200), person(500 - 10 * k, 260)
+        people = [b] if k == 4 else [a, b]
+        if k == 6:
+            people.append(person(600, 60, height=60, score=0.4))
+        frames.append(frame(*people))
+    ids = run(Tracker(), frames)
+    assert ids[4] == [1]
+    assert ids[5] == [0, 1]
+    assert ids[6] == [0, 1, 2]  # the false positive gets an id of its own, takes none
+    assert ids[7] == [0, 1] and ids[8] == [0, 1]
+
+
+def test_people_entering_and_leaving():
+    # A stands throughout. B enters from the left at frame 3 and leaves at frame 8 on the right.
+    # C enters at frame 12 where B left, after B's track was forgotten: a new id.
+    frames = []
+    for k in range(15):
+        people = [person(320, 240)]
+        if 3 <= k < 8:
+            people.append(person(40 + 15 * (k - 3), 360, height=150))
+        if k >= 12:
+            people.append(person(120, 360, height=150))
+        frames.append(frame(*people))
+    ids = run(Tracker(TrackerConfig(memory_frames=3)), frames)
+    assert [i[0] for i in ids] == [0] * 15
+    assert [i[1] for i in ids[3:8]] == [1] * 5
+    assert [i[1] for i in ids[12:]] == [2] * 3
+
+
+def test_two_trackers_do_not_share_ids_or_state():
+    scene = [frame(person(100, 200), person(400, 200))] * 3
+    first, second = Tracker(), Tracker()
+    assert run(first, scene) == run(second, scene) == [[0, 1]] * 3
+    first.reset()
+    assert run(first, [frame(person(300, 300))]) == [[0]]
+    assert Tracker(first_id=100).update(frame(person(1, 1))).track_ids.tolist() == [100]
+
+
+def test_propagate_offers_warped_boxes_of_confident_tracks_seen_last_frame():
+    tracker = Tracker(TrackerConfig(propagate_min_score=0.5, box_enlarge=0.0))
+    tracker.propagate(None)
+    tracker.update(frame(person(100, 200, score=0.9), person(400, 200, score=0.2)))
+    offered = tracker.propagate(np.full((H, W, 2), (10, -5), np.float32))
+    assert len(offered) == 1  # the low-score pose is not offered
+    expected = person(110, 195)[0]
+    np.testing.assert_allclose(offered.boxes_xyxy[0], expected, atol=1e-4)
+    assert offered.scores[0] == pytest.approx(0.9)
+    tracker.update(frame())
+    # seen two frames ago: kept as a match candidate, but no longer offered
+    assert len(tracker.propagate(None)) == 0
+
+
+def test_update_without_propagate_assumes_no_motion_and_double_propagate_is_an_error():
+    tracker = Tracker()
+    assert tracker.update(frame(person(100, 100))).track_ids.tolist() == [0]
+    assert tracker.update(frame(person(102, 100))).track_ids.tolist() == [0]
+    tracker.propagate(None)
+    with pytest.raises(RuntimeError, match="twice"):
+        tracker.propagate(None)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"memory_frames": 0}, "memory_frames must be an integer >= 1"),
+    ({"min_similarity": 1.5}, r"min_similarity must lie in \[0, 1\]"),
+    ({"box_enlarge": -0.1}, "box_enlarge must be >= 0"),
+])
+def test_config_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrackerConfig(**changes)
