@@ -82,8 +82,8 @@ def test_coco_to_posetrack_derives_head_joints_on_the_nose_shoulder_line():
     scores = np.full((1, 17), 0.9, np.float32)
     scores[0, 6] = 0.5
     out, out_scores = coco_to_posetrack(keypoints, scores)
-    np.testing.assert_allclose(out[0, 1], (100, 100 + 60 * 0.5))  # head_bottom
-    np.testing.assert_allclose(out[0, 2], (100, 100 - 60 * 0.9))  # head_top
+    np.testing.assert_allclose(out[0, 1], (100, 100 + 60 * 0.75))  # head_bottom
+    np.testing.assert_allclose(out[0, 2], (100, 100 - 60 * 0.4))  # head_top
     assert out_scores[0, 1] == out_scores[0, 2] == pytest.approx(0.5)  # the weakest source
     np.testing.assert_array_equal(out[0, 3:], keypoints[0, 3:])
     keypoints[0, 5] = np.nan
