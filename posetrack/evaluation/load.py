@@ -1,0 +1,185 @@
+"""Loading for the evaluator: pair ground-truth and prediction files by name, select the frames the
+official evaluator scores, remove joints inside ignore regions, and turn each frame into arrays of
+the 15 evaluated joints (poseval's order, see ``joints``).
+
+Files are read only through :mod:`posetrack.formats`, which detects PoseTrack 2018 and 2017.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError, PosetrackError
+from ..formats import MAX_TRACK_ID, PoseTrackVideo, check_track_ids, read_posetrack
+from .joints import EVAL_SLOTS, NUM_EVAL_JOINTS
+from .regions import points_in_polygons
+
+log = logging.getLogger(__name__)
+
+MISSING_SCORE = -9999.0  # the score poseval gives a predicted joint written without one
+HEAD_SIZE_FACTOR = 0.6  # head size = 0.6 x the diagonal of the GT head box (PCKh)
+
+
+@dataclass(frozen=True)
+class EvalFrame:
+    """One evaluated frame: GT and predicted people, 15 evaluated joints each.
+
+    Attributes:
+        gt_xy: (G, 15, 2) float64, pixels; NaN for a joint that is not annotated (or ignored).
+        gt_head_sizes: (G,) float64, pixels: 0.6 x the head box diagonal (NaN when a person has
+            no joints and no head box).
+        gt_ids: (G,) int64 track ids, offset by 10000 x the sequence index.
+        pr_xy: (P, 15, 2) float64, pixels; NaN for a joint that is not predicted (or ignored).
+        pr_scores: (P, 15) float64; -9999 where a predicted joint has no score.
+        pr_ids: (P,) int64 track ids, offset by 10000 x the sequence index.
+    """
+
+    gt_xy: np.ndarray
+    gt_head_sizes: np.ndarray
+    gt_ids: np.ndarray
+    pr_xy: np.ndarray
+    pr_scores: np.ndarray
+    pr_ids: np.ndarray
+
+    @property
+    def gt_present(self) -> np.ndarray:
+        """(G, 15) bool: the GT joint is annotated."""
+        return ~np.isnan(self.gt_xy[..., 0])
+
+    @property
+    def pr_present(self) -> np.ndarray:
+        """(P, 15) bool: the joint is predicted."""
+        return ~np.isnan(self.pr_xy[..., 0])
+
+
+@dataclass(frozen=True)
+class EvalSequence:
+    """The evaluated frames of one sequence (GT file), in file order."""
+
+    name: str
+    index: int
+    frames: tuple
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairing files
+
+
+def pair_files(gt_path, pred_path) -> list[tuple[str, Path, Path]]:
+    """Pair every GT file with the prediction file of the same name.
+
+    ``gt_path`` is a folder of ``*.json`` files or one file; ``pred_path`` is a folder, or one file
+    when ``gt_path`` is one. Returns ``(sequence name, gt file, prediction file)`` sorted by name.
+    Raises PosetrackError naming the path: a missing or empty GT folder, a missing prediction
+    folder, or prediction files missing for some GT files (all of them listed).
+    """
+    gt_path, pred_path = Path(gt_path), Path(pred_path)
+    if not gt_path.exists():
+        raise PosetrackError(f"{gt_path}: no such ground-truth file or folder")
+    if not pred_path.exists():
+        raise PosetrackError(f"{pred_path}: no such prediction file or folder")
+    if gt_path.is_file():
+        pred_file = pred_path / gt_path.name if pred_path.is_dir() else pred_path
+        if not pred_file.is_file():
+            raise PosetrackError(f"{pred_path}: no prediction file {gt_path.name} for the ground truth {gt_path}")
+        return [(gt_path.stem, gt_path, pred_file)]
+    gt_files = sorted(p for p in gt_path.glob("*.json") if p.is_file())
+    if not gt_files:
+        raise PosetrackError(f"{gt_path}: the ground-truth folder holds no .json files")
+    if not pred_path.is_dir():
+        raise PosetrackError(f"{pred_path}: expected a folder of predictions, since the ground truth "
+                             f"{gt_path} is a folder")
+    missing = [p.name for p in gt_files if not (pred_path / p.name).is_file()]
+    if missing:
+        raise PosetrackError(f"{pred_path}: prediction files missing for {len(missing)} of "
+                             f"{len(gt_files)} ground-truth sequences: {', '.join(missing)}")
+    extra = sorted({p.name for p in pred_path.glob("*.json")} - {p.name for p in gt_files})
+    if extra:
+        log.warning("%d prediction file(s) without ground truth are not evaluated: %s",
+                    len(extra), ", ".join(extra[:5]) + (" ..." if len(extra) > 5 else ""))
+    return [(p.stem, p, pred_path / p.name) for p in gt_files]
+
+
+# ---------------------------------------------------------------------------------------------
+# One sequence
+
+
+def load_sequence(index: int, name: str, gt_file, pred_file) -> EvalSequence:
+    """Read a GT file and its predictions and keep what the official evaluator scores.
+
+    Frames are paired by position. A frame is evaluated when the GT has at least one person in it
+    (labelled frames without people, and unlabelled frames, are skipped on both sides).
+    """
+    gt = read_posetrack(gt_file)
+    pred = read_posetrack(pred_file)
+    if len(pred) != len(gt):
+        raise FormatError(pred_file, f"has {len(pred)} frames, but the ground truth {gt_file} has {len(gt)}")
+    check_track_ids(gt_file, gt)
+    check_track_ids(pred_file, pred)
+    frames = []
+    for k in range(len(gt)):
+        if len(gt.poses[k]) == 0:
+            continue
+        if not gt.images[k].is_labeled:
+            log.debug("%s: frame %d is marked unlabelled but has GT people; evaluated, as poseval does",
+                      gt_file, k)
+        frames.append(_eval_frame(gt, pred, k, index * MAX_TRACK_ID, gt_file))
+    return EvalSequence(name, index, tuple(frames))
+
+
+def _eval_frame(gt: PoseTrackVideo, pred: PoseTrackVideo, k: int, id_offset: int, gt_file) -> EvalFrame:
+    gt_poses, pr_poses = gt.poses[k], pred.poses[k]
+    gt_xy = evaluated_joints(gt_poses.keypoints_xy)
+    pr_xy = evaluated_joints(pred.poses[k].keypoints_xy)
+    pr_scores = evaluated_joints(pr_poses.keypoint_scores).astype(np.float64)
+    pr_scores[np.isnan(pr_scores)] = MISSING_SCORE
+    head_sizes = head_sizes_from_boxes(gt.head_boxes_xyxy[k])
+    annotated = ~np.isnan(gt_xy[..., 0])
+    lacking = np.flatnonzero(annotated.any(axis=1) & np.isnan(head_sizes))
+    if lacking.size:
+        raise FormatError(gt_file, f"frame {k} ({gt.images[k].file_name}): GT person {int(lacking[0])} "
+                                   "has annotated joints but no head box, which PCKh needs")
+    gt_keep = pr_keep = slice(None)
+    regions = gt.images[k].ignore_regions
+    if regions:
+        gt_xy, gt_keep = remove_ignored(gt_xy, regions)
+        pr_xy, pr_keep = remove_ignored(pr_xy, regions)
+    return EvalFrame(
+        gt_xy=gt_xy, gt_head_sizes=head_sizes[gt_keep],
+        gt_ids=gt_poses.track_ids[gt_keep] + id_offset,
+        pr_xy=pr_xy, pr_scores=pr_scores[pr_keep],
+        pr_ids=pr_poses.track_ids[pr_keep] + id_offset,
+    )
+
+
+def evaluated_joints(values: np.ndarray) -> np.ndarray:
+    """(N, 17, ...) POSETRACK17 values -> (N, 15, ...) float64 in poseval's joint order."""
+    return np.asarray(values, dtype=np.float64)[:, list(EVAL_SLOTS)]
+
+
+def head_sizes_from_boxes(head_boxes_xyxy: np.ndarray) -> np.ndarray:
+    """(N, 4) head boxes xyxy, pixels -> (N,) float64 head sizes (0.6 x diagonal); NaN rows -> NaN."""
+    boxes = np.asarray(head_boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    return HEAD_SIZE_FACTOR * np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def remove_ignored(xy: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:
+    """Drop joints inside ignore regions, then people left without joints.
+
+    Args:
+        xy: (N, 15, 2) float64, pixels, NaN for absent joints.
+        regions: the frame's polygons, each (K, 2) pixels.
+
+    Returns:
+        (xy of the kept people with ignored joints set to NaN, (N,) bool mask of kept people). As in
+        poseval, a frame with ignore regions also loses people that had no joints to begin with.
+    """
+    inside = points_in_polygons(xy.reshape(-1, 2), regions).reshape(xy.shape[:2])
+    xy = np.where(inside[..., None], np.nan, xy)
+    keep = ~np.isnan(xy[..., 0]).all(axis=1)
+    return xy[keep], keep
+
