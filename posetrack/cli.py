@@ -93,3 +93,34 @@ def render(input_path: str, tracks: str, out_path: str, min_joint_score: float |
 
     written = render_overlay(input_path, tracks, out_path, min_joint_score=min_joint_score)
     click.echo(f"wrote {out_path} ({written} frames)")
+
+
+@main.command("eval")
+@click.option("--gt", "gt_path", required=True, type=click.Path(),
+              help="Ground-truth folder (one PoseTrack 2018 or 2017 JSON per sequence), or one file.")
+@click.option("--pred", "pred_path", required=True, type=click.Path(),
+              help="Predictions: a folder with a file of the same name per GT file, or one file.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Also write the numbers (percent) to this JSON file.")
+@click.option("--per-sequence", is_flag=True, help="Add each sequence's numbers to the JSON.")
+@click.option("--keep-last-frame", is_flag=True,
+              help="Count the last evaluated frame of each sequence in MOTA (the official tool "
+                   "leaves it out). Not comparable with published numbers.")
+@click.option("--real-empty-frames", is_flag=True,
+              help="Count the real misses / false positives of a frame without predictions (or "
+                   "without GT left) instead of the official one placeholder miss and false positive "
+                   "per joint. Not comparable with published numbers.")
+def eval_command(gt_path: str, pred_path: str, json_path: str | None, per_sequence: bool,
+                 keep_last_frame: bool, real_empty_frames: bool) -> None:
+    """Score predictions against PoseTrack ground truth: mAP and MOTA as the official poseval."""
+    from .evaluation import EvalOptions, evaluate
+    from .evaluation.report import format_table, result_to_json
+    from .fileio import write_json
+
+    options = EvalOptions(drop_last_frame=not keep_last_frame,
+                          empty_frame_placeholders=not real_empty_frames)
+    result = evaluate(gt_path, pred_path, options)
+    click.echo(format_table(result))
+    if json_path:
+        write_json(json_path, result_to_json(result, per_sequence), indent=2)
+        click.echo(f"results written to {json_path}")
