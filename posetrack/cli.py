@@ -95,6 +95,60 @@ def render(input_path: str, tracks: str, out_path: str, min_joint_score: float |
     click.echo(f"wrote {out_path} ({written} frames)")
 
 
+# ---------------------------------------------------------------------------------------------
+# posetrack weights
+
+_WEIGHTS_DIR_OPTION = click.option(
+    "--weights-dir", type=click.Path(file_okay=False), default=None,
+    help="The weights cache folder. Default: $POSETRACK_WEIGHTS_DIR, else ~/.cache/posetrack/weights "
+         "(under $XDG_CACHE_HOME when set).")
+
+
+@main.group("weights")
+def weights_group() -> None:
+    """The known model weights: list them, download them into the cache."""
+
+
+@weights_group.command("list")
+@_WEIGHTS_DIR_OPTION
+def weights_list(weights_dir: str | None) -> None:
+    """Show every known model: name, kind, size, hash, whether it is cached, and its URL."""
+    from .weights import cache_dir, list_models
+
+    rows = [("NAME", "KIND", "SIZE", "SHA256", "CACHED", "URL")]
+    for status in list_models(weights_dir):
+        info = status.info
+        rows.append((info.name, info.kind, info.size_text, info.hash_text,
+                     "yes" if status.cached else "no", info.url))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    click.echo(f"\nweights folder: {cache_dir(weights_dir)}")
+
+
+@weights_group.command("download")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@_WEIGHTS_DIR_OPTION
+@click.option("--force", is_flag=True, help="Download again even if the file is cached.")
+def weights_download(names: tuple[str, ...], weights_dir: str | None, force: bool) -> None:
+    """Download known models into the weights folder and check their hashes.
+
+    A file already cached is checked against its published hash instead.
+    """
+    from .weights import cache_dir, download, model_info, verify
+
+    for name in names:
+        info = model_info(name)
+        path = cache_dir(weights_dir) / info.file
+        if path.is_file() and not force:
+            digest = verify(path, info.name)
+            checked = "hash ok" if info.sha256 or info.sha256_prefix else f"no published hash, sha256 {digest}"
+            click.echo(f"{info.name}: already cached at {path} ({checked})")
+            continue
+        path = download(info.name, weights_dir, force=force)
+        click.echo(f"{info.name}: {path}")
+
+
 @main.command("eval")
 @click.option("--gt", "gt_path", required=True, type=click.Path(),
               help="Ground-truth folder (one PoseTrack 2018 or 2017 JSON per sequence), or one file.")
