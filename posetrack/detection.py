@@ -1,0 +1,230 @@
+"""Person detectors: one frame in, the person boxes of that frame out.
+
+Every detector has the same two calls, so the pipeline (and a test's fake) need nothing else::
+
+    detector(image_bgr, frame_id=None) -> Detections          # image_bgr: (H, W, 3) uint8, BGR
+    detector.detect_batch(images_bgr, frame_ids=None) -> list[Detections]
+
+``frame_id`` is the 0-based frame index in the video (precomputed detections look their boxes up
+by it; a network ignores it). Boxes are ``xyxy`` pixels of the full frame, sorted by score,
+highest first.
+
+Two implementations:
+
+* :class:`YoloDetector`: an ultralytics YOLO model (person class only). Its weights come from
+  :func:`posetrack.weights.resolve`, so ultralytics itself never downloads anything.
+* :class:`PrecomputedDetections`: boxes read from a COCO detection-results JSON, so any detector
+  can be used (run it beforehand, write its boxes in that format).
+
+ultralytics (and torch) are imported only when a :class:`YoloDetector` is built.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .errors import PosetrackError
+from .frame import Detections
+
+
+class Detector(Protocol):
+    """What the pipeline calls; see the module docstring."""
+
+    def __call__(self, image_bgr: np.ndarray, frame_id: int | None = None) -> Detections: ...
+
+    def detect_batch(self, images_bgr: Sequence[np.ndarray],
+                     frame_ids: Sequence[int] | None = None) -> list[Detections]: ...
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of :class:`YoloDetector`. Defaults are ultralytics' own for YOLO11."""
+
+    score_threshold: float = field(default=0.25, metadata={"help": (
+        "Lowest person score a box needs to be kept. Lower: more small, blurred and occluded "
+        "people reach the pose network (recall), and more false boxes cost crops; higher: "
+        "fewer, surer boxes. The paper's 0.5 filter on the output is applied after tracking.")})
+    nms_iou: float = field(default=0.7, metadata={"help": (
+        "IoU above which the detector's NMS merges two person boxes. Higher: two people who "
+        "overlap strongly both survive, and so do more duplicates of one person; lower: the "
+        "reverse.")})
+    image_size: int = field(default=640, metadata={"help": (
+        "Longer side, in pixels, the frame is resized to for the detector (a multiple of 32). "
+        "Higher: small people are found, slower; lower: faster, misses small people.")})
+    max_detections: int = field(default=100, metadata={"help": (
+        "Most person boxes kept per frame (the highest-scoring ones). Bounds the pose batch in "
+        "crowds.")})
+    half: bool = field(default=True, metadata={"help": (
+        "Run the detector in half precision on a GPU (about twice as fast, boxes within a pixel). "
+        "Ignored on a CPU.")})
+    person_class: str = field(default="person", metadata={"help": (
+        "Name of the person class in the model's class names ('person' for COCO models).")})
+
+    def __post_init__(self):
+        for name in ("score_threshold", "nms_iou"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        if not isinstance(self.image_size, int) or self.image_size < 32 or self.image_size % 32:
+            raise ValueError(f"image_size must be a positive multiple of 32, got {self.image_size!r}")
+        if not isinstance(self.max_detections, int) or self.max_detections < 1:
+            raise ValueError(f"max_detections must be an integer >= 1, got {self.max_detections!r}")
+
+
+def _check_image(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 BGR image, got shape {image.shape} "
+                         f"dtype {image.dtype}")
+    return image
+
+
+def _sorted_by_score(detections: Detections) -> Detections:
+    order = np.argsort(-detections.scores, kind="stable")
+    return detections[order]
+
+
+# ---------------------------------------------------------------------------------------------
+# ultralytics YOLO
+
+
+def _import_yolo():
+    """Import ultralytics with its network features off: posetrack fetches the weights itself,
+    and the import must not wait on a DNS check or pip-install anything. A value the user set
+    for these variables wins."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    from ultralytics import YOLO
+
+    return YOLO
+
+
+class YoloDetector:
+    """Person boxes from an ultralytics YOLO model (YOLOv8/11/... detection checkpoints).
+
+    Args:
+        model: a known detector name (``posetrack weights list``, e.g. "yolo11n") or the path of
+            an ultralytics ``.pt`` checkpoint.
+        config: thresholds and input size.
+        device: "cpu", "cuda", "cuda:1", or a torch.device.
+        weights_dir: the weights cache folder for a known name (default: see ``weights``).
+    """
+
+    def __init__(self, model: str | Path = "yolo11n", config: DetectorConfig = DetectorConfig(),
+                 device="cpu", weights_dir=None):
+        from .weights import resolve
+
+        self.config = config
+        self.path = resolve(model, weights_dir, kind="detector")  # fails at once when offline
+        import torch
+
+        self.device = torch.device(device)
+        self.half = bool(config.half and self.device.type == "cuda")
+        YOLO = _import_yolo()
+        try:
+            self._yolo = YOLO(str(self.path), task="detect")
+        except Exception as err:  # ultralytics raises many types for a bad file; name the file
+            raise PosetrackError(f"{self.path}: cannot load it as an ultralytics YOLO checkpoint "
+                                 f"({type(err).__name__}: {err})") from err
+        if self._yolo.task not in ("detect", "segment", "pose"):
+            raise PosetrackError(f"{self.path}: a YOLO {self._yolo.task} model, expected a detection model")
+        names = dict(self._yolo.names)
+        matches = [index for index, name in names.items() if name == config.person_class]
+        if not matches:
+            shown = ", ".join(f"{i}: {n}" for i, n in list(names.items())[:10])
+            raise PosetrackError(f"{self.path}: the model has no class named "
+                                 f"{config.person_class!r} (its classes: {shown}"
+                                 f"{', ...' if len(names) > 10 else ''}); set person_class")
+        self.person_index = int(matches[0])
+
+    def __call__(self, image_bgr: np.ndarray, frame_id: int | None = None) -> Detections:
+        return self.detect_batch([image_bgr])[0]
+
+    def detect_batch(self, images_bgr: Sequence[np.ndarray],
+                     frame_ids: Sequence[int] | None = None) -> list[Detections]:
+        """Detect people in several frames in one network call (faster on a GPU)."""
+        images = [_check_image(image) for image in images_bgr]
+        if not images:
+            return []
+        c = self.config
+        results = self._yolo.predict(
+            images, conf=c.score_threshold, iou=c.nms_iou, imgsz=c.image_size,
+            max_det=c.max_detections, classes=[self.person_index], device=str(self.device),
+            half=self.half, verbose=False)
+        return [self._detections(result) for result in results]
+
+    @staticmethod
+    def _detections(result) -> Detections:
+        boxes = result.boxes
+        detections = Detections(boxes.xyxy.float().cpu().numpy(), boxes.conf.float().cpu().numpy())
+        return _sorted_by_score(detections)
+
+
+# ---------------------------------------------------------------------------------------------
+# Precomputed detections
+
+
+class PrecomputedDetections:
+    """Person boxes read from a file instead of computed.
+
+    Args:
+        by_image_id: image id -> Detections (what ``formats.read_detections`` returns).
+        min_score: boxes scoring below this are dropped (files often hold boxes down to 0.05).
+        image_ids: image id of each frame, by frame index; None when the file's image ids are the
+            0-based frame indices (videos). For a PoseTrack frame folder whose file uses the GT
+            image ids, pass them in frame order.
+
+    A frame without entries in the file has no people (an empty ``Detections``).
+    """
+
+    def __init__(self, by_image_id: Mapping[int, Detections], min_score: float = 0.0,
+                 image_ids: Sequence[int] | None = None):
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must lie in [0, 1], got {min_score!r}")
+        self.min_score = float(min_score)
+        self._by_image_id = {int(k): _sorted_by_score(v[v.scores >= self.min_score])
+                             for k, v in by_image_id.items()}
+        self._frame_to_image = None if image_ids is None else [int(i) for i in image_ids]
+
+    @classmethod
+    def from_file(cls, path, min_score: float = 0.0,
+                  image_ids: Sequence[int] | None = None) -> "PrecomputedDetections":
+        """Read a COCO detection-results JSON ({image_id, category_id, bbox, score} list)."""
+        from .formats import read_detections
+
+        return cls(read_detections(path), min_score, image_ids)
+
+    @property
+    def image_ids(self) -> list[int]:
+        """The image ids that have at least one entry in the file (sorted)."""
+        return sorted(self._by_image_id)
+
+    def get(self, image_id: int) -> Detections:
+        """The boxes of one image id (empty if the file has none)."""
+        found = self._by_image_id.get(int(image_id))
+        return Detections.empty() if found is None else found
+
+    def image_id_of(self, frame_id: int) -> int:
+        """The image id the file uses for frame ``frame_id``."""
+        if self._frame_to_image is None:
+            return int(frame_id)
+        if not 0 <= frame_id < len(self._frame_to_image):
+            raise PosetrackError(f"frame {frame_id} has no image id: {len(self._frame_to_image)} "
+                                 "image ids were given")
+        return self._frame_to_image[frame_id]
+
+    def __call__(self, image_bgr: np.ndarray | None = None, frame_id: int | None = None) -> Detections:
+        if frame_id is None:
+            raise TypeError("precomputed detections need the frame_id of the image")
+        return self.get(self.image_id_of(frame_id))
+
+    def detect_batch(self, images_bgr: Sequence[np.ndarray] | None = None,
+                     frame_ids: Sequence[int] | None = None) -> list[Detections]:
+        if frame_ids is None:
+            raise TypeError("precomputed detections need the frame_ids of the images")
+        return [self(None, frame_id) for frame_id in frame_ids]

@@ -1,0 +1,223 @@
+import json
+import time
+
+import numpy as np
+import pytest
+
+from posetrack import weights
+from posetrack.detection import DetectorConfig, PrecomputedDetections, YoloDetector
+from posetrack.errors import PosetrackError
+from posetrack.frame import Detections
+
+COCO_FIRST = ["person", "bicycle", "car"]
+
+
+def _rng_image(height, width, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# YOLO, with models built from ultralytics' YAML (random weights, no download)
+
+
+def _save_yolo(path, dominant_class: int | None, names=None):
+    """Build yolo11n from its YAML and save it; every anchor's class scores are constant:
+    ``dominant_class`` at sigmoid(2) = 0.88, all others at sigmoid(-10) (None: untouched)."""
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    yolo = YOLO("yolo11n.yaml")  # builds from the packaged YAML; no weights are fetched
+    model = yolo.model
+    model.names = names if names is not None else {
+        i: (COCO_FIRST[i] if i < len(COCO_FIRST) else f"class{i}") for i in range(80)}
+    if dominant_class is not None:
+        head = model.model[-1]
+        with torch.no_grad():
+            for branch in head.cv3:
+                conv = branch[-1]
+                conv.weight.zero_()
+                conv.bias.fill_(-10.0)
+                conv.bias[dominant_class] = 2.0
+    yolo.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def yolo_files(tmp_path_factory):
+    pytest.importorskip("ultralytics")
+    folder = tmp_path_factory.mktemp("yolo")
+    return {
+        "person": _save_yolo(folder / "person.pt", 0),
+        "car": _save_yolo(folder / "car.pt", 2),
+        "unnamed": _save_yolo(folder / "unnamed.pt", 0, names={i: str(i) for i in range(80)}),
+    }
+
+
+SMALL = DetectorConfig(image_size=64)  # keep the random network quick on a CPU
+
+
+def test_yolo_person_boxes_types_and_shapes(yolo_files):
+    detector = YoloDetector(str(yolo_files["person"]), SMALL)
+    image = _rng_image(90, 120)
+    found = detector(image)
+    assert isinstance(found, Detections)
+    assert found.boxes_xyxy.dtype == np.float32 and found.boxes_xyxy.shape == (len(found), 4)
+    assert len(found) > 0
+    assert np.allclose(found.scores, 1 / (1 + np.exp(-2.0)), atol=1e-3)  # the class score set above
+    boxes = found.boxes_xyxy
+    assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 120).all()  # full-frame pixels, clipped
+    assert (boxes[:, 1] >= 0).all() and (boxes[:, 3] <= 90).all()
+    assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
+    assert (np.diff(found.scores) <= 0).all()  # highest score first
+
+
+def test_yolo_keeps_persons_only(yolo_files):
+    from ultralytics import YOLO
+
+    image = _rng_image(90, 120)
+    raw = YOLO(str(yolo_files["car"])).predict(image, imgsz=64, conf=0.25, verbose=False)[0]
+    assert len(raw.boxes) > 0 and set(raw.boxes.cls.tolist()) == {2.0}  # the model sees cars
+    assert len(YoloDetector(str(yolo_files["car"]), SMALL)(image)) == 0
+
+
+def test_yolo_batch_equals_single_frames(yolo_files):
+    detector = YoloDetector(str(yolo_files["person"]), SMALL)
+    images = [_rng_image(90, 120, 1), _rng_image(90, 120, 2)]
+    batch = detector.detect_batch(images)
+    assert len(batch) == 2 and detector.detect_batch([]) == []
+    for image, found in zip(images, batch):
+        single = detector(image)
+        assert np.allclose(found.boxes_xyxy, single.boxes_xyxy, atol=1e-3)
+
+
+def test_yolo_max_detections_and_threshold(yolo_files):
+    image = _rng_image(90, 120)
+    assert len(YoloDetector(str(yolo_files["person"]), DetectorConfig(image_size=64, max_detections=2))(image)) <= 2
+    # every score is 0.88: a threshold above it leaves nothing
+    assert len(YoloDetector(str(yolo_files["person"]), DetectorConfig(image_size=64, score_threshold=0.9))(image)) == 0
+
+
+def test_yolo_without_person_class_needs_it_named(yolo_files):
+    with pytest.raises(PosetrackError, match="no class named 'person'.*set person_class"):
+        YoloDetector(str(yolo_files["unnamed"]), SMALL)
+    detector = YoloDetector(str(yolo_files["unnamed"]), DetectorConfig(image_size=64, person_class="0"))
+    assert detector.person_index == 0
+
+
+def test_yolo_rejects_a_bad_image(yolo_files):
+    detector = YoloDetector(str(yolo_files["person"]), SMALL)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        detector(np.zeros((10, 10), np.uint8))
+
+
+def test_yolo_bad_checkpoint_names_the_file(tmp_path):
+    pytest.importorskip("ultralytics")
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(PosetrackError, match="broken.pt: cannot load it as an ultralytics YOLO checkpoint"):
+        YoloDetector(str(path), SMALL)
+
+
+def test_uncached_detector_offline_fails_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.ENV_OFFLINE, "1")
+    start = time.monotonic()
+    with pytest.raises(PosetrackError) as err:
+        YoloDetector("yolo11n", weights_dir=tmp_path)
+    assert time.monotonic() - start < 2
+    text = str(err.value)
+    info = weights.known_models()["yolo11n"]
+    assert info.url in text and str(tmp_path / "yolo11n.pt") in text and "--weights-dir" in text
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("yolo11q", "Did you mean 'yolo11n'?"),                     # unknown name: closest match
+    ("raft-small", "is a flow model, not a detector model"),   # a known name of another kind
+])
+def test_bad_detector_names(spec, message, tmp_path):
+    with pytest.raises(PosetrackError, match=message):
+        YoloDetector(spec, weights_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"score_threshold": 1.5}, "score_threshold must lie in"),
+    ({"nms_iou": -0.1}, "nms_iou must lie in"),
+    ({"image_size": 100}, "multiple of 32"),
+    ({"max_detections": 0}, "max_detections"),
+])
+def test_detector_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DetectorConfig(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Precomputed detections
+
+
+def _write_results(path, rows):
+    path.write_text(json.dumps([{"image_id": i, "category_id": c, "bbox": b, "score": s}
+                                for i, c, b, s in rows]))
+    return path
+
+
+@pytest.fixture()
+def results_file(tmp_path):
+    return _write_results(tmp_path / "dets.json", [
+        (0, 1, [10, 20, 30, 40], 0.9),
+        (0, 1, [0, 0, 5, 5], 0.3),
+        (0, 3, [1, 1, 1, 1], 0.99),     # not a person: skipped
+        (2, 1, [100, 100, 10, 10], 0.5),
+        (2, 1, [50, 50, 10, 10], 0.7),  # listed after a lower score: output is sorted
+    ])
+
+
+def test_precomputed_lookup_by_frame(results_file):
+    dets = PrecomputedDetections.from_file(results_file)
+    frame0 = dets(None, 0)
+    assert np.allclose(frame0.boxes_xyxy, [[10, 20, 40, 60], [0, 0, 5, 5]])
+    assert np.allclose(frame0.scores, [0.9, 0.3])
+    assert len(dets(None, 1)) == 0          # a frame without entries: no people
+    assert len(dets(None, 99)) == 0         # past the last entry: no people either
+    assert np.allclose(dets(None, 2).scores, [0.7, 0.5])
+    assert dets.image_ids == [0, 2]
+    assert [len(d) for d in dets.detect_batch(None, [0, 1, 2])] == [2, 0, 2]
+
+
+@pytest.mark.parametrize("min_score, counts", [
+    (0.0, [2, 0, 2]),
+    (0.5, [1, 0, 2]),   # 0.5 itself is kept
+    (0.95, [0, 0, 0]),
+])
+def test_precomputed_min_score(results_file, min_score, counts):
+    dets = PrecomputedDetections.from_file(results_file, min_score=min_score)
+    assert [len(dets(None, i)) for i in range(3)] == counts
+
+
+def test_precomputed_with_image_ids(results_file):
+    dets = PrecomputedDetections.from_file(results_file, image_ids=[2, 0])  # frame 0 is image 2
+    assert np.allclose(dets(None, 0).scores, [0.7, 0.5])
+    assert np.allclose(dets(None, 1).scores, [0.9, 0.3])
+    with pytest.raises(PosetrackError, match="frame 2 has no image id"):
+        dets(None, 2)
+
+
+def test_precomputed_needs_the_frame_id(results_file):
+    with pytest.raises(TypeError, match="frame_id"):
+        PrecomputedDetections.from_file(results_file)(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_precomputed_bad_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"image_id": 0}))
+    with pytest.raises(PosetrackError, match="bad.json"):
+        PrecomputedDetections.from_file(path)
+
+
+def test_precomputed_sample_asset(shared_dir):
+    path = shared_dir / "assets" / "detections" / "mmpose_demo.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    dets = PrecomputedDetections.from_file(path, min_score=0.5)
+    counts = [len(dets(None, i)) for i in range(5)]
+    # assets README: 4-9 boxes >= 0.5 per frame, mean 7.8
+    assert min(counts) == 4 and max(counts) == 9 and sum(counts) == 39
