@@ -1,0 +1,321 @@
+"""Optical flow between consecutive frames, one interface for every method::
+
+    flow = estimator(prev_bgr, next_bgr)   # (H, W, 2) float32
+
+``flow[y, x] = (dx, dy)``: the pixel at (x, y) in ``prev`` moves to (x + dx, y + dy) in ``next``,
+in pixels of the full frame, at the full frame's size, whatever resolution the method worked at.
+
+Methods (``make_flow`` builds one by name):
+
+* ``dis``: OpenCV's DIS (dense inverse search) on grayscale. Milliseconds on a CPU: the CPU
+  default.
+* ``raft-small`` / ``raft-large``: RAFT from torchvision. Far more accurate on large and
+  non-rigid motion, but seconds per frame on a CPU: meant for a GPU.
+* ``none``: zero flow (identity motion): tracking by pose position alone.
+
+Every method computes at a processing *scale* (0.5: half width and height) and resizes the field
+back, multiplying the vectors by the size ratio. The pipeline samples the flow at joint positions
+only, so fine detail matters little: half resolution costs a fraction of a pixel of accuracy at
+joints and saves about 3/4 of the time; very small people (a few tens of pixels tall) are where a
+lower scale starts to lose them.
+
+OpenCV is imported here; torch only when a RAFT estimator is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from .errors import PosetrackError
+
+FLOW_METHODS = ("dis", "raft-small", "raft-large", "none")
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+RAFT_ARCHS = ("small", "large")
+# torchvision's RAFT refuses feature maps (1/8 of the input) smaller than 16 on a side: its
+# correlation pyramid halves them three times. Smaller inputs are padded up to this.
+_RAFT_MIN_SIDE = 128
+
+
+class FlowEstimator(Protocol):
+    """What the pipeline calls; see the module docstring."""
+
+    def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray: ...
+
+
+def _check_pair(prev, next_):
+    for name, image in (("prev", prev), ("next", next_)):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"{name} must be an (H, W, 3) uint8 BGR image, got shape "
+                             f"{image.shape} dtype {image.dtype}")
+    if prev.shape != next_.shape:
+        raise ValueError(f"the two frames differ in size: {prev.shape} vs {next_.shape}")
+
+
+def _scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _check_scale(scale: float) -> None:
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"scale must lie in (0, 1], got {scale!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# No flow
+
+
+class NoFlow:
+    """Zero motion everywhere: a track's joints stay where they were."""
+
+    def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray:
+        _check_pair(prev_bgr, next_bgr)
+        return np.zeros(prev_bgr.shape[:2] + (2,), np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenCV DIS
+
+
+@dataclass(frozen=True)
+class DisConfig:
+    """Settings of :class:`DisFlow`."""
+
+    preset: str = field(default="medium", metadata={"help": (
+        "DIS preset: ultrafast, fast or medium. Slower presets refine on finer scales with more "
+        "iterations: medium follows fast limbs and low texture best, ultrafast takes about a "
+        "third of its time.")})
+    scale: float = field(default=0.5, metadata={"help": (
+        "Resolution the flow is computed at, as a fraction of the frame size. Lower: faster "
+        "(time falls with the pixel count), but motion of small people and thin limbs blurs "
+        "into the background.")})
+
+    def __post_init__(self):
+        if self.preset not in DIS_PRESETS:
+            raise ValueError(f"preset must be one of {sorted(DIS_PRESETS)}, got {self.preset!r}")
+        _check_scale(self.scale)
+
+
+class DisFlow:
+    """Dense flow with OpenCV's DIS on grayscale frames (CPU)."""
+
+    def __init__(self, config: DisConfig = DisConfig()):
+        self.config = config
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[config.preset])
+
+    def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray:
+        _check_pair(prev_bgr, next_bgr)
+        height, width = prev_bgr.shape[:2]
+        small_h, small_w = _scaled_size(height, width, self.config.scale)
+        grays = []
+        for image in (prev_bgr, next_bgr):
+            gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            if (small_h, small_w) != (height, width):
+                gray = cv2.resize(gray, (small_w, small_h), interpolation=cv2.INTER_AREA)
+            grays.append(gray)
+        flow = self._dis.calc(grays[0], grays[1], None)
+        return _to_full_size(flow, height, width)
+
+
+def _to_full_size(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an (h, w, 2) flow field to (height, width) and rescale its vectors to match."""
+    small_h, small_w = flow.shape[:2]
+    if (small_h, small_w) == (height, width):
+        return np.ascontiguousarray(flow, dtype=np.float32)
+    full = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    full[..., 0] *= width / small_w
+    full[..., 1] *= height / small_h
+    return full.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# RAFT (torchvision)
+
+
+@dataclass(frozen=True)
+class RaftConfig:
+    """Settings of :class:`RaftFlow`."""
+
+    scale: float = field(default=0.5, metadata={"help": (
+        "Resolution RAFT runs at, as a fraction of the frame size. Lower: faster and lighter "
+        "(cost grows with the pixel count), coarser motion of small people.")})
+    num_flow_updates: int = field(default=12, metadata={"help": (
+        "RAFT's recurrent refinement steps (12 in the paper's evaluation). Fewer: faster, "
+        "rougher flow; past 12 little changes.")})
+    half: bool = field(default=True, metadata={"help": (
+        "Run in half precision (autocast) on a GPU: about twice as fast, flow within a small "
+        "fraction of a pixel. Ignored on a CPU.")})
+
+    def __post_init__(self):
+        _check_scale(self.scale)
+        if not isinstance(self.num_flow_updates, int) or self.num_flow_updates < 1:
+            raise ValueError(f"num_flow_updates must be an integer >= 1, got {self.num_flow_updates!r}")
+
+
+class RaftFlow:
+    """RAFT (small or large) from torchvision.
+
+    Args:
+        arch: "small" or "large".
+        weights: a known model name ("raft-small", "raft-large") or a path to a torchvision RAFT
+            state dict; None builds random weights (tests, timing).
+        config: processing scale, refinement steps, half precision.
+        device: "cpu", "cuda", "cuda:1" or a torch.device.
+        weights_dir: the weights cache folder for a known name.
+    """
+
+    def __init__(self, arch: str = "small", weights: str | Path | None = None,
+                 config: RaftConfig = RaftConfig(), device="cpu", weights_dir=None):
+        if arch not in RAFT_ARCHS:
+            raise ValueError(f"arch must be one of {RAFT_ARCHS}, got {arch!r}")
+        path = None
+        if weights is not None:
+            from .weights import resolve
+
+            path = resolve(weights, weights_dir, kind="flow")  # fails at once when offline
+        import torch
+        from torchvision.models.optical_flow import raft_large, raft_small
+
+        self.config = config
+        self.device = torch.device(device)
+        self.autocast = bool(config.half and self.device.type == "cuda")
+        model = (raft_small if arch == "small" else raft_large)(weights=None, progress=False)
+        if path is not None:
+            _load_state_dict_strict(model, path)
+        self.model = model.eval().to(self.device)
+
+    def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray:
+        _check_pair(prev_bgr, next_bgr)
+        return self.flow_tensor(prev_bgr, next_bgr).permute(1, 2, 0).float().cpu().numpy()
+
+    def flow_tensor(self, prev_bgr: np.ndarray, next_bgr: np.ndarray):
+        """The flow as a (2, H, W) float32 tensor on the model's device (no copy to the host)."""
+        import torch
+        import torch.nn.functional as F
+
+        height, width = prev_bgr.shape[:2]
+        small_h, small_w = _scaled_size(height, width, self.config.scale)
+        pad_h = max(_RAFT_MIN_SIDE, -(-small_h // 8) * 8) - small_h
+        pad_w = max(_RAFT_MIN_SIDE, -(-small_w // 8) * 8) - small_w
+        with torch.inference_mode():
+            frames = torch.from_numpy(np.stack([prev_bgr, next_bgr])).to(self.device)
+            # BGR uint8 (2, H, W, 3) -> RGB float (2, 3, H, W) in [-1, 1], as RAFT was trained.
+            frames = frames.flip(-1).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            if (small_h, small_w) != (height, width):
+                frames = F.interpolate(frames, size=(small_h, small_w), mode="bilinear",
+                                       align_corners=False, antialias=True)
+            if pad_h or pad_w:  # pad right and bottom, so the flow of pixel (x, y) stays at (x, y)
+                frames = F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate")
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
+                flow = final_raft_flow(self.model, frames[:1], frames[1:], self.config.num_flow_updates)
+            flow = flow[:, :, :small_h, :small_w].float()
+            if (small_h, small_w) != (height, width):
+                flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+                flow[:, 0] *= width / small_w
+                flow[:, 1] *= height / small_h
+        return flow[0]
+
+
+def final_raft_flow(model, image1, image2, num_flow_updates: int = 12):
+    """The flow of a torchvision RAFT model after its last refinement step, (N, 2, H, W).
+
+    Does what ``model(image1, image2, num_flow_updates)[-1]`` gives, but upsamples only the final
+    estimate instead of every step's (torchvision returns all of them, for training), which saves
+    the mask prediction and convex upsampling of the other steps and their full-size copies.
+    Inputs: (N, 3, H, W) in [-1, 1], H and W multiples of 8.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
+
+    batch, _, height, width = image1.shape
+    if height % 8 or width % 8:
+        raise ValueError(f"RAFT needs sides that are multiples of 8, got {height}x{width}")
+    features = model.feature_encoder(torch.cat([image1, image2], dim=0))
+    features1, features2 = torch.chunk(features, chunks=2, dim=0)
+    model.corr_block.build_pyramid(features1, features2)
+    context = model.context_encoder(image1)
+    hidden_size = model.update_block.hidden_state_size
+    hidden, context = torch.split(context, [hidden_size, context.shape[1] - hidden_size], dim=1)
+    hidden, context = torch.tanh(hidden), F.relu(context)
+    coords0 = make_coords_grid(batch, height // 8, width // 8).to(features1.device)
+    coords1 = coords0.clone()
+    for _ in range(num_flow_updates):
+        correlation = model.corr_block.index_pyramid(centroids_coords=coords1)
+        hidden, delta = model.update_block(hidden, context, correlation, coords1 - coords0)
+        coords1 = coords1 + delta
+    up_mask = None if model.mask_predictor is None else model.mask_predictor(hidden)
+    return upsample_flow(flow=coords1 - coords0, up_mask=up_mask)
+
+
+def _load_state_dict_strict(model, path: Path) -> None:
+    """Load a RAFT state dict; any missing, unexpected or misshapen key is an error naming them."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a bad file; name the file
+        raise PosetrackError(f"{path}: cannot read it as a torch checkpoint "
+                             f"({type(err).__name__}: {err})") from err
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise PosetrackError(f"{path}: expected a state dict, got a {type(state).__name__}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+                  for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or mismatched:
+        def show(items):
+            return ", ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
+        problems = [f"{label} {len(items)}: {show(items)}" for label, items in
+                    (("missing keys", missing), ("unexpected keys", unexpected),
+                     ("shape mismatches (file vs model)", mismatched)) if items]
+        raise PosetrackError(f"{path}: not a checkpoint of this RAFT model; " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Factory
+
+
+def make_flow(name: str = "dis", device="cpu", scale: float | None = None,
+              weights: str | Path | None = None, weights_dir=None) -> FlowEstimator:
+    """Build a flow estimator by method name.
+
+    Args:
+        name: "dis", "raft-small", "raft-large" or "none".
+        device: for RAFT: "cpu", "cuda", ... (DIS always runs on the CPU).
+        scale: processing scale in (0, 1]; None: the method's default (0.5).
+        weights: RAFT weights (a known name or a file); None: the published weights of that
+            RAFT ("raft-small" / "raft-large"), downloaded on first use.
+        weights_dir: the weights cache folder.
+    """
+    if name not in FLOW_METHODS:
+        close = difflib.get_close_matches(str(name), FLOW_METHODS, n=1, cutoff=0.4)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PosetrackError(f"unknown flow method {name!r}{hint} (choose from {', '.join(FLOW_METHODS)})")
+    if weights is not None and not name.startswith("raft-"):
+        raise PosetrackError(f"flow method {name!r} takes no weights (got {weights!r})")
+    scale_kw = {} if scale is None else {"scale": scale}
+    try:
+        if name == "dis":
+            return DisFlow(DisConfig(**scale_kw))
+        if name == "none":
+            return NoFlow()
+        arch = name.removeprefix("raft-")
+        return RaftFlow(arch, weights if weights is not None else name, RaftConfig(**scale_kw),
+                        device, weights_dir)
+    except ValueError as err:
+        raise PosetrackError(f"bad flow setting: {err}") from None

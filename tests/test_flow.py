@@ -1,0 +1,213 @@
+import cv2
+import numpy as np
+import pytest
+
+from posetrack import flow as flow_module
+from posetrack import weights
+from posetrack.errors import PosetrackError
+from posetrack.flow import DisConfig, DisFlow, NoFlow, RaftConfig, make_flow
+
+# Joint-like points well inside a 240x320 frame (x, y): where the tracker samples the flow.
+POINTS = np.array([[160, 60], [140, 90], [180, 90], [120, 130], [200, 130], [150, 170],
+                   [170, 170], [145, 200], [175, 200], [60, 60], [260, 180]])
+
+
+def _texture(height, width, seed=0, sigma=2.0):
+    """Smoothed colour noise: texture at every point, no aliasing when downscaled."""
+    noise = np.random.default_rng(seed).random((height, width, 3)).astype(np.float32) * 255
+    return np.clip(cv2.GaussianBlur(noise, (0, 0), sigma), 0, 255).astype(np.uint8)
+
+
+def _shifted_pair(dx, dy, height=240, width=320, margin=20):
+    """Two frames where every pixel of the first moves by (dx, dy) in the second."""
+    big = _texture(height + 2 * margin, width + 2 * margin)
+    prev = big[margin:margin + height, margin:margin + width]
+    next_ = big[margin - dy:margin - dy + height, margin - dx:margin - dx + width]
+    return np.ascontiguousarray(prev), np.ascontiguousarray(next_)
+
+
+# ---------------------------------------------------------------------------------------------
+# DIS
+
+
+DIS_CASES = [(preset, scale) for preset in ("medium", "fast") for scale in (1.0, 0.5, 0.25)] + [
+    # ultrafast is within 0.5 px only at full resolution: at scale 0.5 its error reaches ~1 px
+    ("ultrafast", 1.0),
+]
+
+
+@pytest.mark.parametrize("preset, scale", DIS_CASES)
+@pytest.mark.parametrize("dx, dy", [(5, -3), (-2, 4), (0, 0)])
+def test_dis_recovers_a_translation_at_joint_points(preset, scale, dx, dy):
+    prev, next_ = _shifted_pair(dx, dy)
+    field = DisFlow(DisConfig(preset, scale))(prev, next_)
+    assert field.shape == (240, 320, 2) and field.dtype == np.float32
+    at_points = field[POINTS[:, 1], POINTS[:, 0]]
+    error = np.abs(at_points - [dx, dy])
+    assert error.max() < 0.5, (preset, scale, error.max())
+
+
+def test_dis_flow_is_scaled_back_for_odd_sizes():
+    # 237x311 at scale 0.5 works on 118x156: vectors must be multiplied by 311/156 and 237/118.
+    prev, next_ = _shifted_pair(6, 4, height=237, width=311)
+    field = DisFlow(DisConfig("medium", 0.5))(prev, next_)
+    assert field.shape == (237, 311, 2)
+    interior = field[40:-40, 40:-40].reshape(-1, 2)
+    assert np.allclose(np.median(interior, axis=0), [6, 4], atol=0.2)
+
+
+def test_dis_direction_is_prev_to_next():
+    prev, next_ = _shifted_pair(5, -3)
+    backward = DisFlow()(next_, prev)
+    assert np.allclose(np.median(backward[40:-40, 40:-40].reshape(-1, 2), axis=0), [-5, 3], atol=0.3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"preset": "slow"}, "preset must be one of"),
+    ({"scale": 0.0}, r"scale must lie in \(0, 1\]"),
+    ({"scale": 1.5}, r"scale must lie in \(0, 1\]"),
+])
+def test_dis_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DisConfig(**kwargs)
+
+
+def test_frames_of_different_size_are_rejected():
+    with pytest.raises(ValueError, match="differ in size"):
+        DisFlow()(_texture(40, 50), _texture(40, 60))
+    with pytest.raises(ValueError, match="uint8"):
+        NoFlow()(np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 3), np.float32))
+
+
+def test_no_flow_is_zero():
+    field = NoFlow()(_texture(30, 40), _texture(30, 40, seed=1))
+    assert field.shape == (30, 40, 2) and field.dtype == np.float32 and not field.any()
+
+
+# ---------------------------------------------------------------------------------------------
+# RAFT (random weights: shapes, scaling and padding only)
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def raft_small():
+    torch.manual_seed(0)
+    return flow_module.RaftFlow("small", None, RaftConfig(scale=1.0, num_flow_updates=2))
+
+
+@pytest.mark.parametrize("height, width", [(64, 96), (67, 101), (130, 75)])
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_raft_output_shape_for_odd_sizes(height, width, scale):
+    torch.manual_seed(0)
+    estimator = flow_module.RaftFlow("small", None, RaftConfig(scale=scale, num_flow_updates=2))
+    field = estimator(_texture(height, width), _texture(height, width, seed=1))
+    assert field.shape == (height, width, 2) and field.dtype == np.float32
+    assert np.isfinite(field).all()
+
+
+def test_raft_final_flow_equals_torchvisions_last_iteration(raft_small):
+    torch.manual_seed(1)
+    a, b = (torch.rand(1, 3, 128, 136) * 2 - 1 for _ in range(2))
+    with torch.inference_mode():
+        expected = raft_small.model(a, b, num_flow_updates=3)[-1]
+        got = flow_module.final_raft_flow(raft_small.model, a, b, 3)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def _fake_raft(monkeypatch, value=(1.0, 2.0)):
+    """Replace the network by a constant flow inside the real image and a huge one in the padding;
+    record the padded input size."""
+    seen = {}
+
+    def fake(model, image1, image2, num_flow_updates):
+        seen["shape"] = tuple(image1.shape)
+        seen["updates"] = num_flow_updates
+        return torch.full((1, 2) + tuple(image1.shape[-2:]), 1e6)
+
+    def fake_with_content(model, image1, image2, num_flow_updates):
+        out = fake(model, image1, image2, num_flow_updates)
+        h, w = seen["size"]
+        out[:, 0, :h, :w], out[:, 1, :h, :w] = value
+        return out
+
+    monkeypatch.setattr(flow_module, "final_raft_flow", fake_with_content)
+    return seen
+
+
+@pytest.mark.parametrize("height, width, scale, small, padded", [
+    (67, 101, 1.0, (67, 101), (128, 128)),      # tiny: padded up to RAFT's 128 minimum
+    (250, 333, 1.0, (250, 333), (256, 336)),    # padded to multiples of 8
+    (250, 333, 0.5, (125, 166), (128, 168)),    # processing scale, then padding
+])
+def test_raft_padding_and_scaling(monkeypatch, raft_small, height, width, scale, small, padded):
+    seen = _fake_raft(monkeypatch, value=(1.0, 2.0))
+    seen["size"] = small
+    estimator = flow_module.RaftFlow.__new__(flow_module.RaftFlow)
+    estimator.__dict__.update(raft_small.__dict__, config=RaftConfig(scale=scale, num_flow_updates=5))
+    field = estimator(_texture(height, width), _texture(height, width, seed=1))
+    assert seen["shape"] == (1, 3) + padded and seen["updates"] == 5
+    assert field.shape == (height, width, 2)
+    # the padding's values never leak in; vectors grow by the size ratio
+    assert np.allclose(field[..., 0], width / small[1], atol=1e-4)
+    assert np.allclose(field[..., 1], 2.0 * height / small[0], atol=1e-4)
+
+
+def test_raft_loads_a_state_dict_strictly(tmp_path, raft_small):
+    state = {f"module.{k}": v for k, v in raft_small.model.state_dict().items()}  # DataParallel names
+    path = tmp_path / "raft.pth"
+    torch.save(state, path)
+    loaded = flow_module.RaftFlow("small", str(path), RaftConfig(num_flow_updates=2))
+    for key, value in raft_small.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value)
+
+
+def test_raft_wrong_checkpoint_lists_the_problems(tmp_path, raft_small):
+    state = dict(raft_small.model.state_dict())
+    missing = next(iter(state))
+    del state[missing]
+    state["bogus.weight"] = torch.zeros(1)
+    reshaped = next(k for k, v in state.items() if v.ndim == 4)
+    state[reshaped] = torch.zeros(1, 1, 1, 1)
+    path = tmp_path / "raft.pth"
+    torch.save(state, path)
+    with pytest.raises(PosetrackError) as err:
+        flow_module.RaftFlow("small", str(path))
+    text = str(err.value)
+    assert f"missing keys 1: {missing}" in text and "unexpected keys 1: bogus.weight" in text
+    assert f"{reshaped} (1, 1, 1, 1) vs" in text
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_raft_half_on_gpu_matches_float():
+    torch.manual_seed(0)
+    prev, next_ = _shifted_pair(5, -3, height=256, width=320)
+    full = flow_module.RaftFlow("small", None, RaftConfig(half=False), device="cuda")
+    half = flow_module.RaftFlow("small", None, RaftConfig(half=True), device="cuda")
+    half.model.load_state_dict(full.model.state_dict())
+    a, b = full(prev, next_), half(prev, next_)
+    assert a.shape == b.shape == (256, 320, 2)
+    assert np.abs(a - b).mean() < 0.1 * max(1.0, np.abs(a).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# Factory
+
+
+def test_make_flow_builds_each_method(monkeypatch, tmp_path):
+    assert isinstance(make_flow("dis"), DisFlow)
+    assert make_flow("dis", scale=0.25).config.scale == 0.25
+    assert isinstance(make_flow("none"), NoFlow)
+    monkeypatch.setenv(weights.ENV_OFFLINE, "1")
+    with pytest.raises(PosetrackError, match="raft_small_C_T_V2-01064c6d.pth"):
+        make_flow("raft-small", weights_dir=tmp_path)  # the published weights, not cached here
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "raft"}, "unknown flow method 'raft'; did you mean"),
+    ({"name": "dis", "weights": "x.pt"}, "takes no weights"),
+    ({"name": "dis", "scale": 2.0}, "bad flow setting: scale must lie in"),
+])
+def test_make_flow_errors(kwargs, message):
+    with pytest.raises(PosetrackError, match=message):
+        make_flow(**kwargs)
