@@ -178,3 +178,181 @@ def eval_command(gt_path: str, pred_path: str, json_path: str | None, per_sequen
     if json_path:
         write_json(json_path, result_to_json(result, per_sequence), indent=2)
         click.echo(f"results written to {json_path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# posetrack export-onnx
+
+
+@main.command("export-onnx")
+@click.argument("checkpoint")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The .onnx file to write.")
+@click.option("--input-size", default=None, metavar="HxW",
+              help="Crop size, e.g. 256x192 or 384x288. Default: from the checkpoint's file name, "
+                   "else 256x192.")
+@click.option("--batch", default="dynamic", show_default=True,
+              help="'dynamic' (all boxes of a frame in one run) or a fixed batch size, e.g. 1.")
+@click.option("--joints", type=click.Choice(["coco17", "posetrack17"]), default=None,
+              help="The checkpoint's joint order. Default: posetrack17 when the file name says "
+                   "posetrack, else coco17.")
+@click.option("--weights-dir", type=click.Path(file_okay=False), default=None,
+              help="The weights cache folder, for a registered model name.")
+def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, batch: str,
+                        joints: str | None, weights_dir: str | None) -> None:
+    """Write a SimpleBaseline CHECKPOINT (a file or a registered name) to ONNX.
+
+    The file runs on the ONNX Runtime backend: pass it wherever a pose model is asked for.
+    """
+    from .pose import resolve_weights
+    from .posenet import export_onnx, load_posenet
+
+    size = None
+    if input_size is not None:
+        parts = input_size.lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise click.BadParameter(f"expected HxW such as 256x192, got {input_size!r}",
+                                     param_hint="--input-size")
+        size = (int(parts[0]), int(parts[1]))
+    if batch == "dynamic":
+        batch_size = None
+    elif batch.isdigit() and int(batch) > 0:
+        batch_size = int(batch)
+    else:
+        raise click.BadParameter(f"expected 'dynamic' or a positive integer, got {batch!r}",
+                                 param_hint="--batch")
+    model = load_posenet(resolve_weights(checkpoint, weights_dir), input_size_hw=size,
+                         joint_layout=joints)
+    export_onnx(model, out_path, batch_size=batch_size)
+    config = model.config
+    click.echo(f"wrote {out_path}: SimpleBaseline ResNet-{config.depth}, {config.num_joints} "
+               f"joints ({config.joint_layout}), input {config.input_size_hw[0]}x"
+               f"{config.input_size_hw[1]}, batch {batch}")
+
+
+# ---------------------------------------------------------------------------------------------
+# posetrack run / batch
+
+from .pipeline import PipelineConfig  # noqa: E402
+
+RUN_KEYS = ("pose_model", "detector", "detections", "flow", "flow_scale", "device", "flip_test",
+            "pose_half", "max_pose_batch", "weights_dir")
+
+
+def _model_options(command):
+    options = [
+        click.option("--pose-model", help="Pose network: a registered name (posetrack weights "
+                     "list), a .pth/.pt SimpleBaseline checkpoint or an .onnx heatmap model. "
+                     "[default: res50-posetrack18-256x192]"),
+        click.option("--detector", help="Person detector: a registered YOLO name or an "
+                     "ultralytics .pt file. [default: yolo11n]"),
+        click.option("--detections", type=click.Path(exists=True),
+                     help="Precomputed person boxes (COCO detection results JSON) instead of the "
+                          "detector; for batch, a folder with one <clip>.json per clip."),
+        click.option("--flow", type=click.Choice(["auto", "raft-small", "raft-large", "dis", "none"]),
+                     help="Optical flow for joint propagation. auto: raft-small on a GPU, dis on "
+                          "a CPU. [default: auto]"),
+        click.option("--flow-scale", type=click.FloatRange(0.05, 1.0),
+                     help="Resolution the flow is computed at, as a fraction of the frame "
+                          "(only joint positions need it). [default: 0.5]"),
+        click.option("--device", help="auto, cpu or cuda[:N]. [default: auto]"),
+        click.option("--flip-test/--no-flip-test", default=None,
+                     help="Average the heatmaps of each crop and its mirror image (more accurate, "
+                          "twice the pose-network work). [default: on]"),
+        click.option("--pose-half/--no-pose-half", default=None,
+                     help="Half precision for the pose network on a GPU. [default: off]"),
+        click.option("--max-pose-batch", type=click.IntRange(1),
+                     help="Most crops per pose-network forward pass (bounds memory in crowds). "
+                          "[default: 64]"),
+        click.option("--weights-dir", type=click.Path(file_okay=False),
+                     help="Weights cache folder [default: $POSETRACK_WEIGHTS_DIR or "
+                          "~/.cache/posetrack]."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                     help="YAML file with any of these settings, in sections run, detector, "
+                          "tracker, pipeline (e.g. tracker: {memory_frames: 5}); command-line "
+                          "options override it."),
+        click.option("--format", "out_format", type=click.Choice(["posetrack18", "csv", "csv-joints"]),
+                     help="Output format; default: from the extension (.json, .csv)."),
+        click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
+    ]
+    from .detection import DetectorConfig
+
+    for option in reversed(options):
+        command = option(command)
+    return config_options(TrackerConfig)(config_options(PipelineConfig)(config_options(DetectorConfig)(command)))
+
+
+def _build_run_settings(options: dict):
+    """Split the command's options into ModelSpec and the stage configs (YAML below CLI)."""
+    from .config import load_yaml_config
+    from .detection import DetectorConfig
+    from .run import ModelSpec
+
+    config_file = options.pop("config_file", None)
+    sections = {"run": list(RUN_KEYS), "detector": DetectorConfig, "tracker": TrackerConfig,
+                "pipeline": PipelineConfig}
+    yaml = load_yaml_config(config_file, sections) if config_file else {k: {} for k in sections}
+    run_values = dict(yaml["run"])
+    run_values.update({k: options.pop(k) for k in RUN_KEYS if options.get(k) is not None})
+    for key in RUN_KEYS:
+        options.pop(key, None)
+    spec = ModelSpec(**run_values)
+    detector = pop_config(DetectorConfig, options, yaml["detector"])
+    tracker = pop_config(TrackerConfig, options, yaml["tracker"])
+    pipeline = pop_config(PipelineConfig, options, yaml["pipeline"])
+    return spec, detector, tracker, pipeline
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Tracks file: .json (PoseTrack 2018) or .csv.")
+@click.option("--render", "render_path", type=click.Path(dir_okay=False),
+              help="Also write an overlay video (skeletons, boxes, track ids) here, e.g. overlay.mp4.")
+@click.option("--annotations", type=click.Path(exists=True, dir_okay=False),
+              help="For a PoseTrack frame folder: its annotation file. The output then has the "
+                   "same images (names, ids, count), so `posetrack eval` pairs it with it.")
+@_model_options
+def run(input_path, out_path, render_path, annotations, progress, out_format, **options):
+    """Track the people in a video file or a folder of frames."""
+    from .run import load_models, run_clip
+
+    spec, detector_config, tracker_config, pipeline_config = _build_run_settings(options)
+    models = load_models(spec, detector_config)
+    summary = run_clip(input_path, out_path, models, spec, pipeline=pipeline_config,
+                       tracker=tracker_config, annotations=annotations,
+                       detections_file=spec.detections, out_format=out_format,
+                       render_path=render_path, progress=progress)
+    for line in summary.lines():
+        click.echo(line)
+    if render_path:
+        click.echo(f"overlay -> {render_path}")
+
+
+@main.command()
+@click.argument("clips_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder (created if missing): one <clip>.json per clip, usable as "
+                   "`posetrack eval --pred`.")
+@click.option("--annotations", type=click.Path(exists=True, file_okay=False),
+              help="Folder of PoseTrack annotation files, one <clip>.json per frame-folder clip "
+                   "(see run --annotations).")
+@_model_options
+def batch(clips_dir, out_dir, annotations, progress, out_format, **options):
+    """Track every video and frame folder in CLIPS_DIR; rerun to resume after a stop."""
+    from pathlib import Path
+
+    from .run import load_models, run_batch
+
+    spec, detector_config, tracker_config, pipeline_config = _build_run_settings(options)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    models = load_models(spec, detector_config)
+    report = run_batch(clips_dir, out_dir, models, spec, pipeline=pipeline_config,
+                       tracker=tracker_config, annotations_dir=annotations, out_format=out_format,
+                       progress=progress, on_clip=lambda s: click.echo("\n".join(s.lines())))
+    click.echo(f"batch: {len(report.done)} done, {len(report.skipped)} skipped (output already "
+               f"there), {len(report.failed)} failed")
+    for name, reason in report.failed:
+        click.echo(f"  failed: {name}: {reason}")
+    if report.failed:
+        raise SystemExit(1)

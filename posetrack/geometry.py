@@ -30,24 +30,37 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression.
-
-    Boxes are visited by descending score (equal scores: lower index first); a box is dropped
-    when its IoU with an already kept box is strictly greater than ``iou_threshold``.
+    """Greedy non-maximum suppression of boxes by IoU (see ``suppress_by_similarity``).
 
     Returns:
-        (K,) int64 indices of the kept boxes, in visiting order (highest score first).
+        (K,) int64 indices of the kept boxes, highest score first.
+    """
+    return suppress_by_similarity(box_iou(boxes_xyxy, boxes_xyxy), scores, iou_threshold)
+
+
+def suppress_by_similarity(similarity: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression for any pairwise similarity (box IoU, pose OKS, ...).
+
+    Items are visited by descending score (equal scores: lower index first; NaN scores last); an
+    item is dropped when its similarity to an already kept item, ``similarity[kept, item]``, is
+    strictly greater than ``threshold``.
+
+    Args:
+        similarity: (N, N) float.
+        scores: (N,) float.
+
+    Returns:
+        (K,) int64 indices of the kept items, in visiting order (highest score first).
     """
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    order = np.argsort(-scores, kind="stable")
-    iou = box_iou(boxes_xyxy, boxes_xyxy)
+    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
     suppressed = np.zeros(len(scores), dtype=bool)
     keep = []
     for i in order:
         if suppressed[i]:
             continue
         keep.append(i)
-        suppressed |= iou[i] > iou_threshold
+        suppressed |= similarity[i] > threshold
     return np.asarray(keep, dtype=np.int64)
 
 

@@ -50,3 +50,15 @@ def test_shapes(na, nb):
 def test_wrong_number_of_sigmas_is_an_error():
     with pytest.raises(ValueError, match="need 2 sigmas"):
         oks_matrix(np.zeros((1, 2, 2)), ALL, np.zeros((1, 2, 2)), ALL, [1.0], (0.1,))
+
+
+def test_over_both_averages_only_shared_joints_and_needs_min_joints():
+    vis_a, vis_b = [[True, True]], [[True, False]]
+    a, b = [[[0, 0], [0, 0]]], [[[3, 0], [50, 50]]]
+    # one shared joint at 3 px: exp(-1.125); "either" halves it, "both" does not
+    either = oks_matrix(a, vis_a, b, vis_b, [100.0], SIGMAS)[0, 0]
+    both = oks_matrix(a, vis_a, b, vis_b, [100.0], SIGMAS, over="both")[0, 0]
+    assert both == pytest.approx(np.exp(-1.125)) and either == pytest.approx(both / 2)
+    assert oks_matrix(a, vis_a, b, vis_b, [100.0], SIGMAS, over="both", min_joints=2)[0, 0] == 0.0
+    with pytest.raises(ValueError, match="over must be"):
+        oks_matrix(a, vis_a, b, vis_b, [100.0], SIGMAS, over="all")

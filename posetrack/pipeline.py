@@ -1,0 +1,157 @@
+"""The end-to-end loop (DESIGN.md section 2): detect, propagate, unify, estimate, match.
+
+One step is added to the paper's: after estimation, poses that duplicate a higher-scoring pose
+(a detected and a propagated box around the same person) are suppressed by OKS, so the duplicate
+neither steals the person's track nor starts a false one.
+
+The loop takes its stages as plain callables, so any detector, pose model or flow method (or a
+fake in a test) plugs in:
+
+* ``detect(index, image) -> Detections``: person boxes of frame ``index``;
+* ``flow(previous_image, image) -> (H, W, 2)`` displacement, or ``flow=None`` for no motion;
+* ``estimate(image, detections) -> Poses``: keypoints for every box, one batch per frame.
+
+Images are (H, W, 3) uint8 BGR arrays, as OpenCV decodes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .frame import Detections, Poses
+from .geometry import box_area, nms, suppress_by_similarity
+from .oks import oks_matrix
+from .tracker import Tracker
+
+STAGES = ("decode", "detect", "flow", "pose", "match")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of the loop around the models and the tracker."""
+
+    detection_min_score: float = field(default=0.5, metadata={"help": (
+        "Detections scoring below this are not estimated (the paper drops boxes below 0.5). "
+        "Lower: more people found in hard frames, more false poses and pose-network time.")})
+    unify_iou: float = field(default=0.6, metadata={"help": (
+        "NMS IoU above which a detected box and a flow-propagated box count as one person "
+        "(the higher-scoring one is kept). Higher: fewer people merged, more duplicate poses.")})
+    pose_nms_oks: float = field(default=0.7, metadata={"help": (
+        "OKS above which two estimated poses count as one person (the one with the higher box "
+        "score is kept), over the joints confident in both; catches a detected and a propagated "
+        "box that overlap too little for the box NMS but hold the same person. Lower: fewer "
+        "duplicates, risk of dropping one of two people in a tight embrace; 1: off.")})
+    output_box_threshold: float = field(default=0.5, metadata={"help": (
+        "People whose box score is below this are left out of the written tracks (the paper's "
+        "0.5). Lower: more recall, more false positives.")})
+    output_joint_threshold: float = field(default=0.4, metadata={"help": (
+        "Joints scoring below this are written as absent (the paper's 0.4). Lower: more joints, "
+        "more of them wrong.")})
+
+    def __post_init__(self):
+        for name in ("detection_min_score", "unify_iou", "pose_nms_oks", "output_box_threshold",
+                     "output_joint_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+
+
+class StageTimes:
+    """Wall-clock seconds spent in each stage, summed over frames.
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) is called at the end of every timed block so that
+    GPU work is charged to the stage that queued it; without it asynchronous work would be billed
+    to whichever stage next waits for the device.
+    """
+
+    def __init__(self, sync: Callable[[], None] | None = None):
+        self.seconds = {stage: 0.0 for stage in STAGES}
+        self.sync = sync
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync is not None:
+                self.sync()
+            self.seconds[stage] += time.perf_counter() - start
+
+    def iterate(self, stage: str, items: Iterable):
+        """Yield from ``items``, charging the time spent waiting for each item to ``stage``."""
+        iterator = iter(items)
+        while True:
+            with self(stage):
+                item = next(iterator, StopIteration)
+            if item is StopIteration:
+                return
+            yield item
+
+    def ms_per_frame(self, frames: int) -> dict:
+        return {stage: 1000 * s / max(frames, 1) for stage, s in self.seconds.items()}
+
+
+def unify_boxes(detections: Detections, propagated: Detections, iou_threshold: float) -> Detections:
+    """Union of detected and flow-propagated boxes, with overlapping pairs merged by NMS."""
+    both = Detections.concatenate([detections, propagated])
+    return both[nms(both.boxes_xyxy, both.scores, iou_threshold)]
+
+
+def pose_nms(poses: Poses, oks_threshold: float, joint_threshold: float) -> Poses:
+    """Drop poses that duplicate a pose with a higher box score.
+
+    Two poses are duplicates when their OKS, averaged over the joints that score at least
+    ``joint_threshold`` in both (at least two such joints), exceeds ``oks_threshold``: an occluded
+    person estimated from two boxes has few confident joints, but those agree to a few pixels.
+    """
+    if len(poses) < 2:
+        return poses
+    visible = poses.visible & (poses.keypoint_scores >= joint_threshold)
+    similarity = oks_matrix(poses.keypoints_xy, visible, poses.keypoints_xy, visible,
+                            box_area(poses.boxes_xyxy), over="both", min_joints=2)
+    return poses[suppress_by_similarity(similarity, poses.box_scores, oks_threshold)]
+
+
+def filter_output(poses: Poses, config: PipelineConfig) -> Poses:
+    """Drop people below the output box threshold and mark joints below the joint threshold
+    absent (NaN), as the paper does for the evaluated output. Unknown box scores (NaN) pass."""
+    keep = ~(poses.box_scores < config.output_box_threshold)
+    poses = poses[keep]
+    keypoints = poses.keypoints_xy.copy()
+    keypoints[poses.keypoint_scores < config.output_joint_threshold] = np.nan
+    return poses.replace(keypoints_xy=keypoints)
+
+
+def track_frames(frames: Iterable, detect, estimate, flow, tracker: Tracker, config: PipelineConfig,
+                 times: StageTimes, on_frame: Callable | None = None) -> list[Poses]:
+    """Run the method over ``(index, image)`` pairs; returns each frame's tracked poses.
+
+    The returned poses are unfiltered (the tracker saw all of them); apply ``filter_output``
+    before writing evaluated output. ``on_frame(index, image, poses)`` is called after each frame
+    (progress, overlay drawing).
+    """
+    results, previous = [], None
+    for index, image in times.iterate("decode", frames):
+        with times("detect"):
+            detections = detect(index, image)
+            detections = detections[detections.scores >= config.detection_min_score]
+        with times("flow"):
+            motion = flow(previous, image) if flow is not None and previous is not None else None
+        with times("match"):
+            propagated = tracker.propagate(motion)
+            boxes = unify_boxes(detections, propagated, config.unify_iou)
+        with times("pose"):
+            poses = estimate(image, boxes)
+        with times("match"):
+            poses = tracker.update(pose_nms(poses, config.pose_nms_oks, config.output_joint_threshold))
+        results.append(poses)
+        previous = image
+        if on_frame is not None:
+            on_frame(index, image, poses)
+    return results

@@ -1,0 +1,316 @@
+"""Running the pipeline on clips: load the models once, track a clip, write its outputs.
+
+``run_clip`` handles one video or frame folder (``posetrack run``); ``run_batch`` a folder of
+clips (``posetrack batch``), resumable: a clip whose output exists is skipped, so a killed batch
+picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PosetrackError
+from .formats import PoseTrackVideo, read_posetrack, video_from_frames, write_tracks
+from .pipeline import PipelineConfig, StageTimes, filter_output, track_frames
+from .tracker import Tracker, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+FLOW_METHODS = ("auto", "raft-small", "raft-large", "dis", "none")
+DEFAULT_POSE_MODEL = "res50-posetrack18-256x192"
+DEFAULT_DETECTOR = "yolo11n"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which models to use and where to run them (names, paths and devices, nothing loaded)."""
+
+    pose_model: str = DEFAULT_POSE_MODEL
+    detector: str = DEFAULT_DETECTOR
+    detections: str | None = None  # a COCO results file (run) or a folder of them (batch)
+    flow: str = "auto"
+    flow_scale: float = 0.5
+    device: str = "auto"
+    flip_test: bool = True
+    pose_half: bool = False
+    max_pose_batch: int = 64
+    weights_dir: str | None = None
+
+
+@dataclass
+class Models:
+    """The loaded stages, shared by every clip of a batch."""
+
+    estimator: object
+    flow: object | None
+    detector: object | None  # None when detections are precomputed
+    device: str
+    sync: object | None = None
+
+
+def pick_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is usable, else 'cpu'; other values are checked and kept."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PosetrackError(f"--device {device}: no CUDA GPU is available here; use cpu or auto")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise PosetrackError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
+
+
+def load_models(spec: ModelSpec, detector_config=None) -> Models:
+    """Load the pose model, the flow method and (unless detections are precomputed) the detector."""
+    from .flow import make_flow
+    from .pose import load_pose_estimator
+
+    device = pick_device(spec.device)
+    estimator = load_pose_estimator(spec.pose_model, device, flip_test=spec.flip_test,
+                                    half=spec.pose_half and device != "cpu", weights_dir=spec.weights_dir)
+    flow_name = spec.flow if spec.flow != "auto" else ("raft-small" if device != "cpu" else "dis")
+    flow = None if flow_name == "none" else make_flow(flow_name, device=device, scale=spec.flow_scale,
+                                                     weights_dir=spec.weights_dir)
+    detector = None
+    if spec.detections is None:
+        from .detection import DetectorConfig, YoloDetector
+
+        detector = YoloDetector(spec.detector, detector_config or DetectorConfig(), device=device,
+                                weights_dir=spec.weights_dir)
+    sync = None
+    if device.startswith("cuda"):
+        import torch
+
+        sync = torch.cuda.synchronize
+    return Models(estimator, flow, detector, device, sync)
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the closing report."""
+
+    clip: str
+    frames: int
+    people: int
+    tracks: int
+    seconds: float
+    stage_ms: dict = field(default_factory=dict)
+    output: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def lines(self) -> list[str]:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())
+        return [f"{self.clip}: {self.frames} frames, {self.people} people, {self.tracks} tracks "
+                f"-> {self.output}",
+                f"time per frame (ms): {stages}; overall {self.fps:.2f} frames/s"]
+
+
+def _open_clip(input_path: Path, annotations):
+    """-> (frame source, PoseTrack annotations or None, image ids per frame or None)."""
+    from .video import frames_for_posetrack, open_frames
+
+    if annotations is None:
+        return open_frames(input_path), None
+    gt = read_posetrack(annotations)
+    if not input_path.is_dir():
+        raise PosetrackError(f"{input_path}: --annotations pairs a frame folder with a PoseTrack "
+                             "file; this is not a folder")
+    return frames_for_posetrack(input_path, gt), gt
+
+
+def _detect_fn(models: Models, spec: ModelSpec, detections_file, gt: PoseTrackVideo | None, min_score):
+    if detections_file is None:
+        return lambda index, image: models.detector(image, index)
+    from .detection import PrecomputedDetections
+
+    image_ids = None if gt is None else [image.image_id for image in gt.images]
+    detections = PrecomputedDetections.from_file(detections_file, min_score, image_ids)
+    return lambda index, image: detections(image, index)
+
+
+def _estimate_fn(models: Models, max_batch: int):
+    estimator = models.estimator
+
+    def estimate(image, boxes):
+        if len(boxes) <= max_batch:
+            return estimator(image, boxes)
+        from .frame import Poses
+
+        return Poses.concatenate([estimator(image, boxes[i:i + max_batch])
+                                  for i in range(0, len(boxes), max_batch)])
+    return estimate
+
+
+def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
+             pipeline: PipelineConfig = PipelineConfig(), tracker: TrackerConfig = TrackerConfig(),
+             annotations=None, detections_file=None, out_format: str | None = None,
+             render_path=None, progress: bool = True) -> RunSummary:
+    """Track the people of one clip and write the tracks (and optionally an overlay video).
+
+    Args:
+        input_path: a video file or a folder of frames.
+        out_path: the tracks file (.json PoseTrack 2018, .csv), written atomically at the end.
+        annotations: a PoseTrack file for a frame folder: the output then repeats its images
+            (file names, ids, frame count), so ``posetrack eval`` pairs it with the ground truth,
+            and precomputed detections are looked up by its image ids.
+        detections_file: COCO detection results to use instead of the detector.
+        render_path: also write an overlay video there.
+    """
+    from tqdm import tqdm
+
+    input_path = Path(input_path)
+    out_path = Path(out_path)
+    if not out_path.parent.is_dir():
+        raise PosetrackError(f"{out_path}: the output folder {out_path.parent} does not exist")
+    source, gt = _open_clip(input_path, annotations)
+    detect = _detect_fn(models, spec, detections_file, gt, 0.0)
+    estimate = _estimate_fn(models, spec.max_pose_batch)
+    times = StageTimes(models.sync)
+    start = time.perf_counter()
+    writer = None
+    if render_path is not None:
+        from .render import OverlayVideoWriter
+
+        writer = OverlayVideoWriter(render_path, source.fps, source.size)
+    bar = tqdm(total=len(source), unit="frame", desc=input_path.name, disable=not progress, leave=False)
+
+    def on_frame(index, image, poses):
+        if writer is not None:
+            from .render import draw_poses
+
+            writer.write(draw_poses(image, filter_output(poses, pipeline)))
+        bar.update(1)
+
+    try:
+        if writer is not None:
+            writer.__enter__()
+        with source:
+            results = track_frames(source, detect, estimate, models.flow, Tracker(tracker), pipeline,
+                                   times, on_frame)
+        if source.frames_read < len(source):
+            log.warning("%s: only %d of %d frames could be decoded; the tracks cover those",
+                        input_path, source.frames_read, len(source))
+        if gt is not None and len(results) != len(gt.images):
+            raise PosetrackError(f"{input_path}: decoded {len(results)} frames but {annotations} "
+                                 f"has {len(gt.images)}; the output would not pair with it")
+        if writer is not None:
+            writer.__exit__(None, None, None)
+            writer = None
+    except BaseException as err:
+        if writer is not None:
+            writer.__exit__(type(err), err, err.__traceback__)
+        raise
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+
+    output = [filter_output(poses, pipeline) for poses in results]
+    if gt is not None:
+        heads = [np.full((len(p), 4), np.nan, np.float32) for p in output]
+        video = PoseTrackVideo(gt.images, output, heads)
+    else:
+        video = video_from_frames(source.file_names[:len(output)], output)
+    write_tracks(out_path, video, out_format)
+    return RunSummary(
+        clip=input_path.name, frames=len(output), people=sum(len(p) for p in output),
+        tracks=len({int(i) for p in output for i in p.track_ids}), seconds=seconds,
+        stage_ms=times.ms_per_frame(len(output)), output=str(out_path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch
+
+
+@dataclass
+class BatchReport:
+    done: list = field(default_factory=list)  # RunSummary per clip processed now
+    skipped: list = field(default_factory=list)  # clip names whose output already existed
+    failed: list = field(default_factory=list)  # (clip name, reason)
+
+
+def find_clips(folder) -> list[Path]:
+    """The clips of a folder: its video files and its subfolders that hold frame images,
+    in name order."""
+    from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PosetrackError(f"{folder}: no such folder")
+    clips = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
+            clips.append(path)
+        elif path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()):
+            clips.append(path)
+    if not clips:
+        raise PosetrackError(f"{folder}: no videos and no folders of frames in it")
+    return clips
+
+
+def clip_name(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
+
+
+def file_for_clip(folder, name: str, what: str) -> Path:
+    """``folder/<name>.json``, or the one file in ``folder`` named ``*_<name>.json``."""
+    folder = Path(folder)
+    exact = folder / f"{name}.json"
+    if exact.is_file():
+        return exact
+    candidates = sorted(folder.glob(f"*_{name}.json"))
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise PosetrackError(f"{folder}: several {what} files could be for clip {name}: "
+                             f"{', '.join(c.name for c in candidates)}")
+    raise PosetrackError(f"{folder}: no {what} file for clip {name} (expected {name}.json)")
+
+
+def run_batch(clips_dir, out_dir, models: Models, spec: ModelSpec, *, pipeline=PipelineConfig(),
+              tracker=TrackerConfig(), annotations_dir=None, out_format: str | None = None,
+              progress: bool = True, on_clip=None) -> BatchReport:
+    """Track every clip of ``clips_dir`` into ``out_dir/<clip>.json`` (or .csv).
+
+    A clip whose output file already exists is skipped (outputs are written atomically, so an
+    existing file is complete); a clip that fails is reported and the batch goes on.
+    ``spec.detections``, when set, is a folder with one detection file per clip.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise PosetrackError(f"{out_dir}: the output folder does not exist")
+    clips = find_clips(clips_dir)
+    suffix = ".csv" if out_format in ("csv", "csv-joints") else ".json"
+    report = BatchReport()
+    for clip in clips:
+        name = clip_name(clip)
+        out_path = out_dir / f"{name}{suffix}"
+        if out_path.exists():
+            report.skipped.append(name)
+            log.info("%s: output %s exists, skipped", name, out_path)
+            continue
+        try:
+            detections = None if spec.detections is None else file_for_clip(spec.detections, name, "detection")
+            annotations = None if annotations_dir is None else file_for_clip(annotations_dir, name, "annotation")
+            summary = run_clip(clip, out_path, models, spec, pipeline=pipeline, tracker=tracker,
+                               annotations=annotations, detections_file=detections,
+                               out_format=out_format, progress=progress)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # one bad clip must not end a batch of hundreds
+            reason = str(err) if isinstance(err, PosetrackError) else f"{type(err).__name__}: {err}"
+            log.error("%s failed: %s", name, reason, exc_info=not isinstance(err, PosetrackError))
+            report.failed.append((name, reason))
+            continue
+        report.done.append(summary)
+        if on_clip is not None:
+            on_clip(summary)
+    return report
