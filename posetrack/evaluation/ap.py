@@ -8,6 +8,8 @@ import numpy as np
 
 from .metrics import safe_divide
 
+MISSING_SCORE = -9999.0  # the score poseval ranks a predicted joint written without one by
+
 
 @dataclass(frozen=True)
 class JointAP:
@@ -23,6 +25,7 @@ class JointAP:
     num_gt: int
     num_predicted: int
     num_true_positives: int
+    num_without_score: int
 
 
 def ranked_hits(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -54,8 +57,9 @@ def joint_ap(scores: np.ndarray, labels: np.ndarray, num_gt: int) -> JointAP:
     """
     num_predicted = len(scores)
     true_positives = int(np.count_nonzero(labels))
+    without_score = int(np.count_nonzero(np.asarray(scores) == MISSING_SCORE))
     if num_predicted == 0:
-        return JointAP(0.0, 0.0, 0.0, int(num_gt), 0, 0)
+        return JointAP(0.0, 0.0, 0.0, int(num_gt), 0, 0, 0)
     cumulative = np.cumsum(ranked_hits(scores, labels))
     if num_gt == 0:
         ap = recall = float("nan")
@@ -65,4 +69,4 @@ def joint_ap(scores: np.ndarray, labels: np.ndarray, num_gt: int) -> JointAP:
         ap = 100.0 * voc_ap(recall_curve, precision_curve)
         recall = 100.0 * recall_curve[-1]
     precision = 100.0 * float(safe_divide(true_positives, num_predicted))
-    return JointAP(ap, precision, recall, int(num_gt), num_predicted, true_positives)
+    return JointAP(ap, precision, recall, int(num_gt), num_predicted, true_positives, without_score)

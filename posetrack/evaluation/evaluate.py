@@ -13,7 +13,7 @@ from . import metrics
 from .ap import joint_ap
 from .assign import assign_predictions, normalised_distances, pckh_hits, prediction_labels
 from .joints import NUM_EVAL_JOINTS
-from .load import EvalFrame, load_sequence, pair_files
+from .load import EvalFrame, load_sequences, pair_files
 from .mot import MotCounts, MotFrame, count_sequence
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,15 @@ class EvaluationResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def evaluate(gt_path, pred_path, options: EvalOptions = EvalOptions()) -> EvaluationResult:
+def evaluate(gt_path, pred_path, options: EvalOptions = EvalOptions(),
+             workers: int | None = None) -> EvaluationResult:
     """Evaluate predictions against PoseTrack ground truth as the official poseval does.
 
     ``gt_path``: a folder of per-sequence GT files (PoseTrack 2018 or 2017), or one file;
-    ``pred_path``: a folder with a prediction file of the same name for each, or one file.
+    ``pred_path``: a folder with a prediction file of the same name for each, or one file;
+    ``workers``: processes reading the files (None: one per core; 1: none).
     """
-    pairs = pair_files(gt_path, pred_path)
-    sequences = [load_sequence(i, name, gt, pred) for i, (name, gt, pred) in enumerate(pairs)]
+    sequences = load_sequences(pair_files(gt_path, pred_path), workers)
     return evaluate_sequences(sequences, options)
 
 

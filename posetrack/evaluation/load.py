@@ -8,6 +8,9 @@ Files are read only through :mod:`posetrack.formats`, which detects PoseTrack 20
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +18,12 @@ import numpy as np
 
 from ..errors import FormatError, PosetrackError
 from ..formats import MAX_TRACK_ID, PoseTrackVideo, check_track_ids, read_posetrack
-from .joints import EVAL_SLOTS, NUM_EVAL_JOINTS
+from .ap import MISSING_SCORE
+from .joints import EVAL_SLOTS
 from .regions import points_in_polygons
 
 log = logging.getLogger(__name__)
 
-MISSING_SCORE = -9999.0  # the score poseval gives a predicted joint written without one
 HEAD_SIZE_FACTOR = 0.6  # head size = 0.6 x the diagonal of the GT head box (PCKh)
 
 
@@ -105,7 +108,42 @@ def pair_files(gt_path, pred_path) -> list[tuple[str, Path, Path]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# One sequence
+# Sequences
+
+
+def load_sequences(pairs, workers: int | None = None) -> list[EvalSequence]:
+    """Load every ``(name, gt file, prediction file)`` of :func:`pair_files`, sequence index = position.
+
+    Args:
+        pairs: from :func:`pair_files`.
+        workers: processes reading files in parallel (JSON decoding dominates the run time);
+            None: one per CPU core (at most 8); 1: read in this process.
+
+    Raises the error of the first bad sequence in ``pairs`` order, whatever the number of workers.
+    """
+    pairs = list(pairs)
+    workers = min(os.cpu_count() or 1, 8) if workers is None else workers
+    jobs = [(i, name, gt, pred) for i, (name, gt, pred) in enumerate(pairs)]
+    if workers <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [load_sequence(*job) for job in jobs]
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+        outcomes = list(pool.map(_load_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    for outcome in outcomes:
+        if isinstance(outcome, tuple):  # an error, re-raised here as the same type
+            path, problem = outcome
+            raise PosetrackError(problem) if path is None else FormatError(path, problem)
+    return outcomes
+
+
+def _load_job(job):
+    """load_sequence in a worker; errors come back as (path or None, message) because FormatError's
+    two-argument constructor does not survive pickling."""
+    try:
+        return load_sequence(*job)
+    except FormatError as err:
+        return (err.path, err.problem)
+    except PosetrackError as err:
+        return (None, str(err))
 
 
 def load_sequence(index: int, name: str, gt_file, pred_file) -> EvalSequence:
@@ -134,7 +172,7 @@ def load_sequence(index: int, name: str, gt_file, pred_file) -> EvalSequence:
 def _eval_frame(gt: PoseTrackVideo, pred: PoseTrackVideo, k: int, id_offset: int, gt_file) -> EvalFrame:
     gt_poses, pr_poses = gt.poses[k], pred.poses[k]
     gt_xy = evaluated_joints(gt_poses.keypoints_xy)
-    pr_xy = evaluated_joints(pred.poses[k].keypoints_xy)
+    pr_xy = evaluated_joints(pr_poses.keypoints_xy)
     pr_scores = evaluated_joints(pr_poses.keypoint_scores).astype(np.float64)
     pr_scores[np.isnan(pr_scores)] = MISSING_SCORE
     head_sizes = head_sizes_from_boxes(gt.head_boxes_xyxy[k])
@@ -146,8 +184,9 @@ def _eval_frame(gt: PoseTrackVideo, pred: PoseTrackVideo, k: int, id_offset: int
     gt_keep = pr_keep = slice(None)
     regions = gt.images[k].ignore_regions
     if regions:
-        gt_xy, gt_keep = remove_ignored(gt_xy, regions)
-        pr_xy, pr_keep = remove_ignored(pr_xy, regions)
+        both, keep = remove_ignored(np.concatenate([gt_xy, pr_xy]), regions)
+        gt_keep, pr_keep = keep[:len(gt_xy)], keep[len(gt_xy):]
+        gt_xy, pr_xy = both[:gt_keep.sum()], both[gt_keep.sum():]
     return EvalFrame(
         gt_xy=gt_xy, gt_head_sizes=head_sizes[gt_keep],
         gt_ids=gt_poses.track_ids[gt_keep] + id_offset,

@@ -24,7 +24,7 @@ def points_in_polygons(points_xy: np.ndarray, polygons) -> np.ndarray:
         if len(vertices) < 3:
             continue
         x0, y0 = vertices[:, 0], vertices[:, 1]
-        x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+        x1, y1 = np.append(x0[1:], x0[0]), np.append(y0[1:], y0[0])  # each edge's other end
         straddles = (y0 > y) != (y1 > y)  # (M, K): the edge crosses the point's horizontal line
         with np.errstate(divide="ignore", invalid="ignore"):
             x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
