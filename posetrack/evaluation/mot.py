@@ -138,8 +138,11 @@ def _dense_ids(id_arrays) -> tuple[list[np.ndarray], int]:
 def _count_frame(frame: MotFrame, gt_ids, pr_ids, state: _PairingState, num_joints: int) -> MotCounts:
     dist = frame.distances
     candidate = ~np.isnan(dist)  # (G, P, J)
-    objects = frame.gt_present.sum(axis=0)
-    predicted = frame.pr_present.sum(axis=0)
+    objects = frame.gt_present.sum(axis=0).astype(np.int64)
+    predicted = frame.pr_present.sum(axis=0).astype(np.int64)
+    if len(gt_ids) == 0 or len(pr_ids) == 0:  # nothing to pair: all misses, or all false positives
+        nothing = np.zeros(num_joints, np.int64)
+        return MotCounts(objects, objects.copy(), nothing, predicted, nothing.copy(), np.zeros(num_joints))
     sum_distance = np.where(candidate, dist, 0.0).sum(axis=(0, 1))  # RAW events
 
     # 1. Keep earlier pairings: GT g matches prediction p again if p carries g's last partner id.
