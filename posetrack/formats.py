@@ -112,7 +112,16 @@ def _parse_2018(path, data) -> PoseTrackVideo:
             extra={k: v for k, v in entry.items() if k not in known},
         ))
 
-    people = [[] for _ in images]
+    people = _people_2018_batch(annotations_json, row_of_id, len(images))
+    if people is None:  # something unusual: read person by person, which names the problem
+        people = _people_2018_each(path, annotations_json, row_of_id, len(images))
+    poses, heads = people
+    return PoseTrackVideo(images, poses, heads, "posetrack18")
+
+
+def _people_2018_each(path, annotations_json, row_of_id, num_images):
+    """-> (poses, head boxes) per image, reading one annotation at a time."""
+    people = [[] for _ in range(num_images)]
     for a, ann in enumerate(annotations_json):
         if not isinstance(ann, dict) or "image_id" not in ann or "keypoints" not in ann:
             raise FormatError(path, f"annotations[{a}] needs 'image_id' and 'keypoints'")
@@ -123,7 +132,65 @@ def _parse_2018(path, data) -> PoseTrackVideo:
         people[row_of_id[image_id]].append(_person_2018(path, a, ann))
     poses = [_stack_people(p) for p in people]
     heads = [np.array([h for *_, h in p], np.float32).reshape(-1, 4) for p in people]
-    return PoseTrackVideo(images, poses, heads, "posetrack18")
+    return poses, heads
+
+
+def _people_2018_batch(annotations_json, row_of_id, num_images):
+    """-> (poses, head boxes) per image, all annotations converted at once with numpy (large
+    files read about 10x faster than person by person), or None when any annotation is unusual
+    (missing keys, non-integer ids, ragged or non-numeric arrays); ``_people_2018_each`` then reads
+    the file and names the problem. Both give identical results on files they both accept."""
+    n = len(annotations_json)
+    try:
+        rows = np.array([row_of_id[_plain_int(ann["image_id"])] for ann in annotations_json], np.int64)
+        triples = np.array([ann["keypoints"] for ann in annotations_json], np.float32)
+        triples = triples.reshape(n, NUM_JOINTS, 3)
+        scores = _optional_rows([ann.get("scores") or [] for ann in annotations_json], NUM_JOINTS)
+        track_ids = np.array([_plain_int(NO_TRACK if ann.get("track_id") is None else ann["track_id"])
+                              for ann in annotations_json], np.int64)
+        boxes = _xywh_to_xyxy(_optional_rows([ann.get("bbox") for ann in annotations_json], 4))
+        heads = _xywh_to_xyxy(_optional_rows([ann.get("bbox_head") for ann in annotations_json], 4))
+        box_scores = np.array([np.nan if ann.get("score") is None else ann["score"]
+                               for ann in annotations_json], np.float32).reshape(n)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    keypoints = triples[:, :, :2].copy()
+    keypoints[(triples == 0).all(axis=2)] = np.nan  # (0, 0, 0) is the only "absent" marker
+    whole = np.where(np.isnan(keypoints).any(axis=2, keepdims=True), np.nan, keypoints)
+    tight = np.concatenate([np.fmin.reduce(whole, axis=1), np.fmax.reduce(whole, axis=1)], axis=1)
+    boxes = np.where(np.isnan(boxes).all(axis=1, keepdims=True), tight, boxes)
+    order = np.argsort(rows, kind="stable")
+    ends = np.cumsum(np.bincount(rows, minlength=num_images))
+    poses, head_boxes = [], []
+    for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
+        i = order[start:end]
+        poses.append(Poses(boxes[i], box_scores[i], keypoints[i], scores[i], track_ids[i]) if len(i)
+                     else Poses.empty())
+        head_boxes.append(heads[i])
+    return poses, head_boxes
+
+
+def _plain_int(value) -> int:
+    if type(value) is not int:
+        raise TypeError("not a plain integer")
+    return value
+
+
+def _optional_rows(values, size) -> np.ndarray:
+    """A list of None / [] / `size` numbers -> (N, size) float32, NaN rows where absent."""
+    out = np.full((len(values), size), np.nan, np.float32)
+    given = [i for i, v in enumerate(values) if v is not None and not (isinstance(v, list) and not v)]
+    if given:
+        rows = np.array([values[i] for i in given], np.float32)
+        if rows.shape != (len(given), size):
+            raise ValueError(f"expected {size} values per row")
+        out[given] = rows
+    return out
+
+
+def _xywh_to_xyxy(boxes) -> np.ndarray:
+    """(N, 4) xywh -> xyxy, float32."""
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
 
 
 def _person_2018(path, a, ann):
@@ -269,18 +336,29 @@ def _tight_box(keypoints) -> np.ndarray:
 
 def check_track_ids(path, video: PoseTrackVideo, allow_unassigned: bool = False) -> None:
     """Raise FormatError unless every frame's track ids are unique integers in [0, 10000)."""
-    for image, poses in zip(video.images, video.poses):
-        ids = poses.track_ids
-        frame = image.file_name or image.image_id
-        if allow_unassigned:
-            ids = ids[ids != NO_TRACK]
-        bad = ids[(ids < 0) | (ids >= MAX_TRACK_ID)]
-        if bad.size:
-            raise FormatError(path, f"frame {frame}: track id {int(bad[0])} is outside 0..{MAX_TRACK_ID - 1}")
-        values, counts = np.unique(ids, return_counts=True)
-        if (counts > 1).any():
-            raise FormatError(path, f"frame {frame}: track id {int(values[counts > 1][0])} is used "
-                                    "by more than one person")
+    if not video.poses:
+        return
+    ids = np.concatenate([poses.track_ids for poses in video.poses])
+    frames = np.repeat(np.arange(len(video.poses)), [len(poses) for poses in video.poses])
+    if allow_unassigned:
+        frames, ids = frames[ids != NO_TRACK], ids[ids != NO_TRACK]
+    bad = np.flatnonzero((ids < 0) | (ids >= MAX_TRACK_ID))
+    order = np.lexsort((ids, frames))
+    repeated = (frames[order][1:] == frames[order][:-1]) & (ids[order][1:] == ids[order][:-1])
+    duplicate = order[1:][repeated]
+    # report the first frame with a problem, as a frame-by-frame check would
+    first_bad = frames[bad[0]] if bad.size else len(video.poses)
+    first_dup = frames[duplicate].min() if duplicate.size else len(video.poses)
+    if min(first_bad, first_dup) == len(video.poses):
+        return
+    k = int(min(first_bad, first_dup))
+    image = video.images[k]
+    frame = image.file_name or image.image_id
+    if first_bad <= first_dup:
+        raise FormatError(path, f"frame {frame}: track id {int(ids[bad[0]])} is outside 0..{MAX_TRACK_ID - 1}")
+    in_frame = duplicate[frames[duplicate] == k]
+    raise FormatError(path, f"frame {frame}: track id {int(ids[in_frame].min())} is used "
+                            "by more than one person")
 
 
 # ---------------------------------------------------------------------------------------------
