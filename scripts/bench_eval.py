@@ -11,6 +11,7 @@ PoseTrack 2018 files into a temporary folder, then times loading and evaluation 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -113,6 +114,12 @@ def generate(folder: Path, num_sequences: int, seed: int) -> int:
     return annotations
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the loading workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequences", type=int, default=170)
@@ -129,15 +136,17 @@ def main() -> None:
                               for poses in read_posetrack(f).poses)
         else:
             annotations = generate(folder, args.sequences, args.seed)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), _cpu_seconds()
         sequences = load_sequences(pair_files(folder / "gt", folder / "pred"), args.workers)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), _cpu_seconds()
         result = evaluate_sequences(sequences, EvalOptions())
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), _cpu_seconds()
         print(f"synthetic set: {len(result.per_sequence)} sequences, {annotations} GT annotations, "
               f"{result.num_frames} evaluated frames (prepared in {t1 - t0:.1f} s)")
         print(format_table(result))
-        print(f"load {t2 - t1:.2f} s + evaluate {t3 - t2:.2f} s = {t3 - t1:.2f} s")
+        print(f"wall time: load {t2 - t1:.2f} s + evaluate {t3 - t2:.2f} s = {t3 - t1:.2f} s")
+        print(f"CPU time (all processes): load {c2 - c1:.2f} s + evaluate {c3 - c2:.2f} s = "
+              f"{c3 - c1:.2f} s; machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         if args.keep is None and args.reuse is None:
             shutil.rmtree(folder)

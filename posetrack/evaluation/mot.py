@@ -114,18 +114,26 @@ def count_sequence(frames, num_joints: int, empty_frame_placeholders: bool = Tru
             positives.
     """
     frames = list(frames)
-    total = MotCounts.zeros(num_joints)
     if not frames:
-        return total
+        return MotCounts.zeros(num_joints)
     gt_dense, num_gt_ids = _dense_ids([f.gt_ids for f in frames])
     pr_dense, num_pr_ids = _dense_ids([f.pr_ids for f in frames])
     state = _PairingState.fresh(num_gt_ids, num_pr_ids, num_joints)
+    placeholder = _as_row(placeholder_counts(num_joints))
+    rows = []  # per frame: (6, J), the MotCounts fields in order
     for frame, gt_ids, pr_ids in zip(frames, gt_dense, pr_dense):
         if empty_frame_placeholders and (len(gt_ids) == 0 or len(pr_ids) == 0):
-            total = total + placeholder_counts(num_joints)
+            rows.append(placeholder)
         else:
-            total = total + _count_frame(frame, gt_ids, pr_ids, state, num_joints)
-    return total
+            rows.append(_as_row(_count_frame(frame, gt_ids, pr_ids, state, num_joints)))
+    sums = np.sum(rows, axis=0)  # float64; the integer counts stay exact
+    values = {f.name: row.astype(np.int64) for f, row in zip(fields(MotCounts), sums)}
+    values["sum_distance"] = sums[-1]
+    return MotCounts(**values)
+
+
+def _as_row(counts: MotCounts) -> np.ndarray:
+    return np.array([getattr(counts, f.name) for f in fields(MotCounts)], np.float64)
 
 
 def _dense_ids(id_arrays) -> tuple[list[np.ndarray], int]:
