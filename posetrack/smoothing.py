@@ -1,0 +1,133 @@
+"""Temporal smoothing of tracked keypoints with the One-Euro filter (Casiez et al., CHI 2012).
+
+Each joint of each track is filtered on its own: an exponential low-pass filter whose cutoff
+rises with the joint's speed, so a joint at rest is smoothed hard (no jitter) and a moving joint
+lightly (little lag). Speed is measured in person heights per second (the height of the person's
+box), so one setting serves near and far people and any video size.
+
+Optional and off by default: smoothing removes the frame-to-frame jitter users see in rendered
+output, but it moves joints away from where the network put them, so evaluated output is left as
+the network gives it (see scripts/bench_tracking.py for its effect on mAP).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .formats import PoseTrackVideo
+from .frame import NO_TRACK, Poses
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """One-Euro filter settings. Defaults were chosen with scripts/bench_tracking.py."""
+
+    min_cutoff: float = field(default=1.5, metadata={"help": (
+        "Cutoff frequency (Hz) of a joint at rest. Lower: steadier still joints, more lag when "
+        "they start to move; higher: less lag, more jitter left.")})
+    beta: float = field(default=3.0, metadata={"help": (
+        "How fast the cutoff rises with speed (Hz per person height per second). Higher: fast "
+        "limbs follow with less lag, jitter returns sooner; lower: smoother, lags fast motion.")})
+    d_cutoff: float = field(default=1.0, metadata={"help": (
+        "Cutoff frequency (Hz) of the speed estimate that drives the cutoff. Higher: reacts "
+        "sooner to a change of speed, but noise then opens the filter more often.")})
+
+    def __post_init__(self):
+        for name in ("min_cutoff", "d_cutoff"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0 Hz, got {value!r}")
+        if not self.beta >= 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta!r}")
+
+
+def smoothing_factor(cutoff_hz, dt_s):
+    """The exponential filter's weight of a new sample: 1 / (1 + tau / dt), tau = 1 / (2 pi f)."""
+    tau = 1.0 / (2 * math.pi * np.asarray(cutoff_hz, dtype=np.float64))
+    return 1.0 / (1.0 + tau / dt_s)
+
+
+@dataclass
+class _JointState:
+    """Filter state of one track: per joint the filtered position, speed and last time."""
+
+    position: np.ndarray  # (J, 2) filtered position; NaN where the joint has no state
+    velocity: np.ndarray  # (J, 2) filtered velocity, person heights / s
+    time: np.ndarray  # (J,) time of the last sample, s; NaN where no state
+
+
+def one_euro_step(state: _JointState, xy: np.ndarray, t: float, height: float,
+                  config: SmoothingConfig) -> np.ndarray:
+    """Filter one track's joints at time ``t``; updates ``state`` in place.
+
+    Args:
+        xy: (J, 2) this frame's joints, NaN where absent (they stay absent, their state is kept).
+        height: the person's height in pixels (speed is in heights per second).
+
+    Returns:
+        (J, 2) filtered positions.
+    """
+    present = ~np.isnan(xy).any(axis=1)
+    fresh = present & np.isnan(state.time)
+    ongoing = present & ~fresh
+    out = np.full_like(xy, np.nan)
+    out[fresh] = xy[fresh]
+    state.position[fresh] = xy[fresh]
+    state.velocity[fresh] = 0.0
+    if ongoing.any():
+        dt = (t - state.time[ongoing])[:, None]
+        speed_raw = (xy[ongoing] - state.position[ongoing]) / dt / height
+        velocity = state.velocity[ongoing] + smoothing_factor(config.d_cutoff, dt) * (
+            speed_raw - state.velocity[ongoing])
+        cutoff = config.min_cutoff + config.beta * np.hypot(*velocity.T)[:, None]
+        position = state.position[ongoing] + smoothing_factor(cutoff, dt) * (
+            xy[ongoing] - state.position[ongoing])
+        state.velocity[ongoing], state.position[ongoing] = velocity, position
+        out[ongoing] = position
+    state.time[present] = t
+    return out
+
+
+def smooth_tracks(video: PoseTrackVideo, config: SmoothingConfig = SmoothingConfig(),
+                  fps: float = 25.0) -> PoseTrackVideo:
+    """Smooth every track's keypoints over time; returns a new video (the input is unchanged).
+
+    Frames are taken as equally spaced at ``fps``. A joint's filter runs from the first frame its
+    track shows it; a joint absent in some frames stays absent there and resumes from its last
+    filtered value (the longer the gap, the more the new value counts); a new track id starts
+    fresh filters. People without a track id (-1) are left as they are. Scores, boxes and ids are
+    unchanged.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps!r}")
+    states: dict[int, _JointState] = {}
+    smoothed = []
+    for k, poses in enumerate(video.poses):
+        keypoints = poses.keypoints_xy.copy()
+        heights = _person_heights(poses)
+        for i, track in enumerate(poses.track_ids.tolist()):
+            if track == NO_TRACK:
+                continue
+            state = states.get(track)
+            if state is None:
+                joints = poses.num_joints
+                state = states[track] = _JointState(np.full((joints, 2), np.nan),
+                                                    np.zeros((joints, 2)), np.full(joints, np.nan))
+            keypoints[i] = one_euro_step(state, keypoints[i].astype(np.float64), k / fps,
+                                         heights[i], config)
+        smoothed.append(poses.replace(keypoints_xy=keypoints))
+    return PoseTrackVideo(video.images, smoothed, video.head_boxes_xyxy, video.format)
+
+
+def _person_heights(poses: Poses) -> np.ndarray:
+    """(N,) box height in pixels, or the height of the joints' extent without a box; at least 1."""
+    heights = poses.boxes_xyxy[:, 3] - poses.boxes_xyxy[:, 1]
+    ys = poses.keypoints_xy[..., 1]
+    present = ~np.isnan(ys)
+    extent = np.where(present, ys, -np.inf).max(axis=1, initial=-np.inf) \
+        - np.where(present, ys, np.inf).min(axis=1, initial=np.inf)
+    heights = np.where(np.isfinite(heights) & (heights > 0), heights, extent)
+    return np.where(np.isfinite(heights) & (heights > 1), heights, 1.0)
