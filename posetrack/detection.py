@@ -94,13 +94,27 @@ def _sorted_by_score(detections: Detections) -> Detections:
 
 
 def _import_yolo():
-    """Import ultralytics with its network features off: posetrack fetches the weights itself,
-    and the import must not wait on a DNS check or pip-install anything. A value the user set
-    for these variables wins."""
+    """Import ultralytics' YOLO class without its side effects on the rest of the process.
+
+    * Network features off: posetrack fetches the weights itself, and the import must not wait
+      on a DNS check, report errors online or pip-install anything (a value the user set for
+      these variables wins).
+    * Importing ultralytics replaces ``PIL.Image.open`` process-wide (a file PIL cannot identify
+      then tries to install and import pi-heif, raising ModuleNotFoundError instead of PIL's
+      UnidentifiedImageError, which breaks posetrack's own frame reading) and ``torch.save``
+      (a retrying wrapper). Both are put back; ultralytics needs neither to predict on arrays.
+    """
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    import torch
+    from PIL import Image
     from ultralytics import YOLO
+    from ultralytics.utils import patches
 
+    for module, name, patched, original in ((Image, "open", "image_open", "_image_open"),
+                                            (torch, "save", "torch_save", "_torch_save")):
+        if getattr(module, name) is getattr(patches, patched, None) and hasattr(patches, original):
+            setattr(module, name, getattr(patches, original))
     return YOLO
 
 

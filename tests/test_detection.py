@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from posetrack import weights
-from posetrack.detection import DetectorConfig, PrecomputedDetections, YoloDetector
+from posetrack.detection import DetectorConfig, PrecomputedDetections, YoloDetector, _import_yolo
 from posetrack.errors import PosetrackError
 from posetrack.frame import Detections
 
@@ -24,10 +24,9 @@ def _save_yolo(path, dominant_class: int | None, names=None):
     """Build yolo11n from its YAML and save it; every anchor's class scores are constant:
     ``dominant_class`` at sigmoid(2) = 0.88, all others at sigmoid(-10) (None: untouched)."""
     import torch
-    from ultralytics import YOLO
 
     torch.manual_seed(0)
-    yolo = YOLO("yolo11n.yaml")  # builds from the packaged YAML; no weights are fetched
+    yolo = _import_yolo()("yolo11n.yaml")  # builds from the packaged YAML; no weights are fetched
     model = yolo.model
     model.names = names if names is not None else {
         i: (COCO_FIRST[i] if i < len(COCO_FIRST) else f"class{i}") for i in range(80)}
@@ -73,10 +72,8 @@ def test_yolo_person_boxes_types_and_shapes(yolo_files):
 
 
 def test_yolo_keeps_persons_only(yolo_files):
-    from ultralytics import YOLO
-
     image = _rng_image(90, 120)
-    raw = YOLO(str(yolo_files["car"])).predict(image, imgsz=64, conf=0.25, verbose=False)[0]
+    raw = _import_yolo()(str(yolo_files["car"])).predict(image, imgsz=64, conf=0.25, verbose=False)[0]
     assert len(raw.boxes) > 0 and set(raw.boxes.cls.tolist()) == {2.0}  # the model sees cars
     assert len(YoloDetector(str(yolo_files["car"]), SMALL)(image)) == 0
 
@@ -103,6 +100,19 @@ def test_yolo_without_person_class_needs_it_named(yolo_files):
         YoloDetector(str(yolo_files["unnamed"]), SMALL)
     detector = YoloDetector(str(yolo_files["unnamed"]), DetectorConfig(image_size=64, person_class="0"))
     assert detector.person_index == 0
+
+
+def test_importing_ultralytics_leaves_pil_and_torch_alone(tmp_path, yolo_files):
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    _import_yolo()
+    not_an_image = tmp_path / "broken.png"
+    not_an_image.write_bytes(b"not a png")
+    # ultralytics' own patch would raise ModuleNotFoundError (pi_heif) here
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(not_an_image)
+    assert torch.save.__module__.startswith("torch")
 
 
 def test_yolo_rejects_a_bad_image(yolo_files):
