@@ -16,6 +16,20 @@ from pathlib import Path
 from .errors import FormatError, PosetrackError
 
 
+def default_file_mode() -> int:
+    """The permission bits a newly created file gets under the current umask (mkstemp's
+    temporary files are private, 0600; outputs should not be)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def publish(tmp, path) -> None:
+    """Give a finished temporary file normal permissions and rename it to ``path``."""
+    os.chmod(tmp, default_file_mode())
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w", **open_kwargs):
     """Open a temporary file for writing; on success rename it to ``path``.
@@ -32,7 +46,7 @@ def atomic_write(path, mode: str = "w", **open_kwargs):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

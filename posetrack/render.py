@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import PosetrackError
+from .fileio import publish
 from .formats import PoseTrackVideo, read_posetrack
 from .frame import NO_TRACK, Poses
 from .joints import POSETRACK17, JointLayout
@@ -201,7 +202,7 @@ class OverlayVideoWriter:
         if self.frames_written == 0:
             self._discard()
             raise PosetrackError(f"{self.out_path}: no frames to write, so no video was written")
-        os.replace(self._tmp, self.out_path)
+        publish(self._tmp, self.out_path)
 
     def _discard(self) -> None:
         if self._writer is not None:

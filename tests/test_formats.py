@@ -158,3 +158,12 @@ def test_read_detections(tmp_path, shared_dir):
         read_detections(path)
     path = _write(tmp_path, [{"image_id": 0, "category_id": 2, "bbox": [0, 0, 1, 1], "score": 1}])
     assert read_detections(path) == {}
+
+
+def test_outputs_get_normal_permissions_not_private_temp_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_posetrack18(tmp_path / "t.json", _video(1))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "t.json").stat().st_mode & 0o777 == 0o644
