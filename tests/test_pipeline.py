@@ -74,7 +74,7 @@ def test_unify_boxes_merges_overlaps_keeps_the_best():
 
 
 def test_filter_output_thresholds():
-    poses = fake_estimate(None, Detections([[0, 0, 10, 10], [0, 0, 5, 5]], [0.9, 0.3]))
+    poses = fake_estimate(None, Detections([[0, 0, 10, 10], [0, 0, 5, 5]], [0.9, 0.2]))
     scores = poses.keypoint_scores.copy()
     scores[0, :3] = 0.1
     out = filter_output(poses.replace(keypoint_scores=scores), PipelineConfig())
