@@ -346,7 +346,7 @@ class PoseEstimator:
         if n == 0:
             return Poses.empty()
         keypoints, scores = self.keypoints(image, detections.boxes_xyxy)
-        if self.joint_layout is COCO17:
+        if self.joint_layout == COCO17:
             keypoints, scores = coco_to_posetrack(keypoints, scores)
         return Poses(boxes_xyxy=detections.boxes_xyxy, box_scores=detections.scores,
                      keypoints_xy=keypoints, keypoint_scores=scores,

@@ -80,9 +80,14 @@ def test_config_rejects_bad_values(kwargs, message):
         PoseNetConfig(**kwargs)
 
 
+@pytest.fixture(scope="module")
+def source_model():
+    return _model(seed=1)
+
+
 @pytest.mark.parametrize("writer", list(WRITERS))
-def test_strict_loading_of_each_layout(tmp_path, writer):
-    source = _model(seed=1)
+def test_strict_loading_of_each_layout(tmp_path, writer, source_model):
+    source = source_model
     path = tmp_path / "res18_coco_128x96.pth"
     torch.save(WRITERS[writer](source.state_dict()), path)
     loaded = load_posenet(path, input_size_hw=SMALL)
@@ -90,7 +95,7 @@ def test_strict_loading_of_each_layout(tmp_path, writer):
     for key, value in source.state_dict().items():
         if not key.endswith("num_batches_tracked"):
             assert torch.equal(loaded.state_dict()[key], value), key
-    x = torch.randn(2, 3, *SMALL)
+    x = torch.randn(1, 3, 64, 64)  # fully convolutional: a small input is enough here
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), source(x))
 
