@@ -219,10 +219,11 @@ def infer_depth(state_dict: dict[str, torch.Tensor]) -> int | None:
 
 
 def infer_input_size(path) -> tuple[int, int] | None:
-    """(height, width) from a file name such as ``res50_coco_256x192-ec54d7f3.pth``, or None."""
+    """(height, width) from a file name such as ``res50_coco_256x192-ec54d7f3.pth`` (any pair of
+    multiples of 32, e.g. ``mine_96x64.pth``), or None."""
     for h, w in re.findall(r"(\d+)x(\d+)", Path(path).name):
         size = (int(h), int(w))
-        if size in STANDARD_INPUT_SIZES:
+        if size in STANDARD_INPUT_SIZES or (min(size) > 0 and size[0] % 32 == 0 and size[1] % 32 == 0):
             return size
     return None
 

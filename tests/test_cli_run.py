@@ -1,0 +1,161 @@
+"""posetrack run / batch end to end on generated clips with a random-weight pose network, and on
+a real sample clip with a real (small, third-party) pose model when ../shared is present."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from posetrack.cli import main  # noqa: E402
+from posetrack.formats import read_posetrack  # noqa: E402
+from posetrack.posenet import PoseNetConfig, SimpleBaseline  # noqa: E402
+
+W, H, FRAMES = 192, 128, 10
+
+
+def _frames(shift=0):
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), dtype=np.uint8), (5, 5), 0)
+    for k in range(FRAMES):
+        image = background.copy()
+        for x0, y0 in ((20 + 4 * k + shift, 20), (130 - 4 * k, 30)):
+            cv2.rectangle(image, (x0, y0), (x0 + 30, y0 + 80), (40, 200, 40), -1)
+        yield image
+
+
+def _detections(shift=0):
+    return [{"image_id": k, "category_id": 1, "bbox": [x0, y0, 30, 80], "score": 0.9}
+            for k in range(FRAMES) for x0, y0 in ((20 + 4 * k + shift, 20), (130 - 4 * k, 30))]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    writer = cv2.VideoWriter(str(root / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
+    for image in _frames():
+        writer.write(image)
+    writer.release()
+    (root / "clip.json").write_text(json.dumps(_detections()))
+    torch.manual_seed(0)
+    model = SimpleBaseline(PoseNetConfig(depth=18, input_size_hw=(96, 64)))
+    torch.save(model.state_dict(), root / "tiny_res18_96x64.pth")
+    return root
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_run_writes_tracks_csv_and_overlay(assets, tmp_path):
+    common = ["--detections", assets / "clip.json", "--pose-model", assets / "tiny_res18_96x64.pth",
+              "--device", "cpu", "--flow", "dis", "--no-progress"]
+    result = _run("run", assets / "clip.mp4", "--out", tmp_path / "t.json", "--render",
+                  tmp_path / "o.mp4", "--output-box-threshold", "0", "--output-joint-threshold", "0",
+                  *common)
+    assert result.exit_code == 0, result.output
+    assert f"{FRAMES} frames" in result.output and "frames/s" in result.output
+    for stage in ("decode", "detect", "flow", "pose", "match"):
+        assert stage in result.output
+    video = read_posetrack(tmp_path / "t.json")
+    assert len(video) == FRAMES
+    assert [i.image_id for i in video.images] == list(range(FRAMES))
+    assert all(len(p) >= 2 for p in video.poses)  # both boxes estimated every frame
+    capture = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (W, H)
+    result = _run("run", assets / "clip.mp4", "--out", tmp_path / "t.csv", *common)
+    assert result.exit_code == 0 and (tmp_path / "t.csv").read_text().startswith("frame,image_id,track_id")
+
+
+def test_run_config_file_and_bad_input(assets, tmp_path):
+    common = ["--detections", assets / "clip.json", "--pose-model", assets / "tiny_res18_96x64.pth",
+              "--device", "cpu", "--no-progress", "--out", tmp_path / "t.json"]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"tracker": {"memory_frame": 3}}))
+    result = CliRunner().invoke(main, ["run", str(assets / "clip.mp4"), "--config", str(config), *map(str, common)])
+    assert result.exit_code == 1 and "unknown key 'memory_frame'; did you mean 'memory_frames'?" in result.output
+    config.write_text(yaml.safe_dump({"run": {"flow": "none"}, "tracker": {"memory_frames": 3}}))
+    assert _run("run", assets / "clip.mp4", "--config", config, *common).exit_code == 0
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(os.urandom(4000))
+    result = CliRunner().invoke(main, ["run", str(bad), *map(str, common)])
+    assert result.exit_code == 1 and str(bad) in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["run", str(assets / "clip.mp4"), *map(str, common[:-1]),
+                                       str(tmp_path / "missing" / "t.json")])
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_run_with_no_people_writes_an_empty_track_file(assets, tmp_path):
+    (tmp_path / "none.json").write_text("[]")
+    result = _run("run", assets / "clip.mp4", "--detections", tmp_path / "none.json", "--pose-model",
+                  assets / "tiny_res18_96x64.pth", "--device", "cpu", "--no-progress", "--out", tmp_path / "t.json")
+    assert result.exit_code == 0 and "0 people, 0 tracks" in result.output
+    assert len(read_posetrack(tmp_path / "t.json")) == FRAMES
+
+
+def test_batch_resumes_and_reports_failures(assets, tmp_path):
+    clips, dets, out = tmp_path / "clips", tmp_path / "dets", tmp_path / "out"
+    clips.mkdir(), dets.mkdir()
+    (clips / "a.mp4").write_bytes((assets / "clip.mp4").read_bytes())
+    (clips / "b").mkdir()
+    for k, image in enumerate(_frames(shift=2)):
+        cv2.imwrite(str(clips / "b" / f"{k:06d}.jpg"), image)
+    (clips / "broken.mp4").write_bytes(os.urandom(3000))
+    (dets / "a.json").write_text(json.dumps(_detections()))
+    (dets / "b.json").write_text(json.dumps(_detections(shift=2)))
+    (dets / "broken.json").write_text("[]")
+    args = ["batch", clips, "--out", out, "--detections", dets, "--pose-model",
+            assets / "tiny_res18_96x64.pth", "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(main, list(map(str, args)))
+    assert result.exit_code == 1
+    assert "2 done, 0 skipped (output already there), 1 failed" in result.output and "failed: broken:" in result.output
+    assert sorted(os.listdir(out)) == ["a.json", "b.json"]
+    assert len(read_posetrack(out / "b.json")) == FRAMES
+    stamp = (out / "a.json").stat().st_mtime_ns
+    result = CliRunner().invoke(main, list(map(str, args)))
+    assert "0 done, 2 skipped (output already there), 1 failed" in result.output
+    assert (out / "a.json").stat().st_mtime_ns == stamp
+
+
+def test_run_on_a_posetrack_frame_folder_pairs_with_its_ground_truth(assets, tmp_path, shared_dir):
+    sample = shared_dir / "assets/posetrack18_sample"
+    gt = sample / "annotations/val/009473_mpii_test.json"
+    result = _run("run", sample / "images/val/009473_mpii_test", "--annotations", gt,
+                  "--detections", shared_dir / "assets/detections/posetrack18_009473_mpii_test.json",
+                  "--pose-model", assets / "tiny_res18_96x64.pth", "--device", "cpu", "--no-progress",
+                  "--out", tmp_path / "009473_mpii_test.json")
+    assert result.exit_code == 0, result.output
+    ours, truth = read_posetrack(tmp_path / "009473_mpii_test.json"), read_posetrack(gt)
+    assert [(i.image_id, i.file_name) for i in ours.images] == [(i.image_id, i.file_name) for i in truth.images]
+
+
+ONNX_MODEL = "assets/models/mobilenetv2_simplepose_coco17_256x192.onnx"
+
+
+def test_real_clip_gives_one_long_track_per_person(tmp_path, shared_dir):
+    """The classroom clip: four people seated all through 45 frames (and a chair that the
+    detector sometimes calls a person). Expect four long tracks, each on one person."""
+    pytest.importorskip("onnxruntime")
+    result = _run("run", shared_dir / "assets/videos/intel_preview_classroom.mp4", "--detections",
+                  shared_dir / "assets/detections/intel_preview_classroom.json", "--pose-model",
+                  shared_dir / ONNX_MODEL, "--flow", "dis", "--device", "cpu", "--no-progress",
+                  "--out", tmp_path / "t.json")
+    assert result.exit_code == 0, result.output
+    video = read_posetrack(tmp_path / "t.json")
+    lengths = {}
+    for poses in video.poses:
+        for track in poses.track_ids.tolist():
+            lengths[track] = lengths.get(track, 0) + 1
+    long_tracks = [t for t, n in lengths.items() if n >= 40]
+    assert len(long_tracks) == 4, lengths
+    # each long track stays on one person: its box centre moves little (people are seated)
+    for track in long_tracks:
+        centres = np.array([(p.boxes_xyxy[p.track_ids == track][0, :2] + p.boxes_xyxy[p.track_ids == track][0, 2:]) / 2
+                            for p in video.poses if (p.track_ids == track).any()])
+        assert np.ptp(centres[:, 0]) < 60, (track, np.ptp(centres, axis=0))
