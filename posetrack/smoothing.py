@@ -25,10 +25,10 @@ from .frame import NO_TRACK, Poses
 class SmoothingConfig:
     """One-Euro filter settings. Defaults were chosen with scripts/bench_tracking.py."""
 
-    min_cutoff: float = field(default=1.5, metadata={"help": (
+    min_cutoff: float = field(default=1.0, metadata={"help": (
         "Cutoff frequency (Hz) of a joint at rest. Lower: steadier still joints, more lag when "
         "they start to move; higher: less lag, more jitter left.")})
-    beta: float = field(default=3.0, metadata={"help": (
+    beta: float = field(default=10.0, metadata={"help": (
         "How fast the cutoff rises with speed (Hz per person height per second). Higher: fast "
         "limbs follow with less lag, jitter returns sooner; lower: smoother, lags fast motion.")})
     d_cutoff: float = field(default=1.0, metadata={"help": (

@@ -48,7 +48,7 @@ def test_noise_is_reduced():
     smoothed = smooth_tracks(video, SmoothingConfig(), FPS)
     raw_error = np.hypot(*(series(video, 0)[20:] - truth).T).mean()
     smooth_error = np.hypot(*(series(smoothed, 0)[20:] - truth).T).mean()
-    assert smooth_error < 0.6 * raw_error
+    assert smooth_error < 0.7 * raw_error
 
 
 def test_absent_joints_stay_absent_and_resume():
