@@ -42,7 +42,6 @@ _DEPTH_OF_BLOCKS = {(2, 2, False): 18, (4, 6, False): 34, (4, 6, True): 50,
                     (4, 23, True): 101, (8, 36, True): 152}
 DECONV_FILTERS = 256  # the paper's head: 3 x (deconv 4x4 stride 2, 256 filters, BN, ReLU)
 DECONV_LAYERS = 3
-STANDARD_INPUT_SIZES = ((256, 192), (384, 288))  # (height, width) the public checkpoints use
 
 
 @dataclass(frozen=True)
@@ -223,7 +222,7 @@ def infer_input_size(path) -> tuple[int, int] | None:
     multiples of 32, e.g. ``mine_96x64.pth``), or None."""
     for h, w in re.findall(r"(\d+)x(\d+)", Path(path).name):
         size = (int(h), int(w))
-        if size in STANDARD_INPUT_SIZES or (min(size) > 0 and size[0] % 32 == 0 and size[1] % 32 == 0):
+        if min(size) > 0 and size[0] % 32 == 0 and size[1] % 32 == 0:
             return size
     return None
 
