@@ -35,6 +35,7 @@ def main(verbose: bool, quiet: bool) -> None:
 # posetrack track
 
 from .config import config_options, pop_config  # noqa: E402
+from .smoothing import SmoothingConfig  # noqa: E402
 from .tracker import TrackerConfig  # noqa: E402
 
 
@@ -83,7 +84,11 @@ def track(poses, out_path, frames, out_format, **options):
 @click.option("--min-joint-score", type=float, default=None,
               help="Hide joints scoring below this (and their limbs). Higher: only confident "
                    "joints, fewer wrong limbs, more gaps. Default: draw every joint the file has.")
-def render(input_path: str, tracks: str, out_path: str, min_joint_score: float | None) -> None:
+@click.option("--smooth", is_flag=True,
+              help="Smooth the keypoints over time before drawing (One-Euro filter, settings below).")
+@config_options(SmoothingConfig)
+def render(input_path: str, tracks: str, out_path: str, min_joint_score: float | None, smooth: bool,
+           **options) -> None:
     """Draw the tracks of TRACKS (PoseTrack 2018 JSON) over INPUT (a video or a frame folder).
 
     Skeletons, boxes and track ids are drawn with one colour per track id. Frames pair by order
@@ -91,7 +96,9 @@ def render(input_path: str, tracks: str, out_path: str, min_joint_score: float |
     """
     from .render import render_overlay
 
-    written = render_overlay(input_path, tracks, out_path, min_joint_score=min_joint_score)
+    smoothing = pop_config(SmoothingConfig, options) if smooth else None
+    written = render_overlay(input_path, tracks, out_path, min_joint_score=min_joint_score,
+                             smoothing=smoothing)
     click.echo(f"wrote {out_path} ({written} frames)")
 
 
@@ -236,7 +243,7 @@ def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, 
 from .pipeline import PipelineConfig  # noqa: E402
 
 RUN_KEYS = ("pose_model", "detector", "detections", "flow", "flow_scale", "device", "flip_test",
-            "pose_half", "max_pose_batch", "weights_dir")
+            "pose_half", "max_pose_batch", "weights_dir", "smooth")
 
 
 def _model_options(command):
@@ -274,33 +281,44 @@ def _model_options(command):
         click.option("--format", "out_format", type=click.Choice(["posetrack18", "csv", "csv-joints"]),
                      help="Output format; default: from the extension (.json, .csv)."),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
+        click.option("--smooth/--no-smooth", default=None,
+                     help="Smooth the written and drawn keypoints over time (One-Euro filter; "
+                          "less jitter in overlays, keypoints no longer exactly the network's, so "
+                          "leave it off for evaluation). [default: off]"),
     ]
     from .detection import DetectorConfig
+    from .smoothing import SmoothingConfig
 
     for option in reversed(options):
         command = option(command)
-    return config_options(TrackerConfig)(config_options(PipelineConfig)(config_options(DetectorConfig)(command)))
+    for config_cls in (DetectorConfig, PipelineConfig, TrackerConfig, SmoothingConfig):
+        command = config_options(config_cls)(command)
+    return command
 
 
 def _build_run_settings(options: dict):
-    """Split the command's options into ModelSpec and the stage configs (YAML below CLI)."""
+    """Split the command's options into ModelSpec, the stage configs and the smoothing config
+    (None when smoothing is off). Values from --config YAML are overridden by options given."""
     from .config import load_yaml_config
     from .detection import DetectorConfig
     from .run import ModelSpec
+    from .smoothing import SmoothingConfig
 
     config_file = options.pop("config_file", None)
     sections = {"run": list(RUN_KEYS), "detector": DetectorConfig, "tracker": TrackerConfig,
-                "pipeline": PipelineConfig}
+                "pipeline": PipelineConfig, "smoothing": SmoothingConfig}
     yaml = load_yaml_config(config_file, sections) if config_file else {k: {} for k in sections}
     run_values = dict(yaml["run"])
     run_values.update({k: options.pop(k) for k in RUN_KEYS if options.get(k) is not None})
     for key in RUN_KEYS:
         options.pop(key, None)
+    smooth = run_values.pop("smooth", False)
     spec = ModelSpec(**run_values)
     detector = pop_config(DetectorConfig, options, yaml["detector"])
     tracker = pop_config(TrackerConfig, options, yaml["tracker"])
     pipeline = pop_config(PipelineConfig, options, yaml["pipeline"])
-    return spec, detector, tracker, pipeline
+    smoothing = pop_config(SmoothingConfig, options, yaml["smoothing"])
+    return spec, detector, tracker, pipeline, smoothing if smooth else None
 
 
 @main.command()
@@ -317,12 +335,12 @@ def run(input_path, out_path, render_path, annotations, progress, out_format, **
     """Track the people in a video file or a folder of frames."""
     from .run import load_models, run_clip
 
-    spec, detector_config, tracker_config, pipeline_config = _build_run_settings(options)
+    spec, detector_config, tracker_config, pipeline_config, smoothing = _build_run_settings(options)
     models = load_models(spec, detector_config)
     summary = run_clip(input_path, out_path, models, spec, pipeline=pipeline_config,
                        tracker=tracker_config, annotations=annotations,
                        detections_file=spec.detections, out_format=out_format,
-                       render_path=render_path, progress=progress)
+                       render_path=render_path, smoothing=smoothing, progress=progress)
     for line in summary.lines():
         click.echo(line)
     if render_path:
@@ -344,12 +362,13 @@ def batch(clips_dir, out_dir, annotations, progress, out_format, **options):
 
     from .run import load_models, run_batch
 
-    spec, detector_config, tracker_config, pipeline_config = _build_run_settings(options)
+    spec, detector_config, tracker_config, pipeline_config, smoothing = _build_run_settings(options)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     models = load_models(spec, detector_config)
     report = run_batch(clips_dir, out_dir, models, spec, pipeline=pipeline_config,
                        tracker=tracker_config, annotations_dir=annotations, out_format=out_format,
-                       progress=progress, on_clip=lambda s: click.echo("\n".join(s.lines())))
+                       smoothing=smoothing, progress=progress,
+                       on_clip=lambda s: click.echo("\n".join(s.lines())))
     click.echo(f"batch: {len(report.done)} done, {len(report.skipped)} skipped (output already "
                f"there), {len(report.failed)} failed")
     for name, reason in report.failed:

@@ -261,12 +261,15 @@ def render_video(frames, tracks: PoseTrackVideo | Sequence[Poses], out_path, *,
 
 
 def render_overlay(input_path, tracks_path, out_path, *, min_joint_score: float | None = None,
-                   progress: bool = True) -> int:
+                   smoothing=None, progress: bool = True) -> int:
     """``posetrack render``: draw a PoseTrack 2018 (or 2017) file over a video or frame folder.
 
     A video pairs with the file's frames by order (:func:`render_video`). A frame folder pairs
     with them by file name when the file names every frame (a PoseTrack sequence and its GT or
     tracks, see :func:`~posetrack.video.frames_for_posetrack`), else by order.
+
+    ``smoothing`` (a ``SmoothingConfig``) smooths the keypoints over time before drawing, at the
+    frame rate of the input.
 
     Returns:
         The number of frames written to ``out_path``.
@@ -278,6 +281,10 @@ def render_overlay(input_path, tracks_path, out_path, *, min_joint_score: float 
         frames = frames_for_posetrack(input_path, tracks_path)
     else:
         frames = open_frames(input_path)
+    if smoothing is not None:
+        from .smoothing import smooth_tracks
+
+        tracks = smooth_tracks(tracks, smoothing, frames.fps)
     return render_video(frames, tracks, out_path, min_joint_score=min_joint_score, progress=progress)
 
 

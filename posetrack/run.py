@@ -137,14 +137,21 @@ def _detect_fn(models: Models, spec: ModelSpec, detections_file, gt: PoseTrackVi
     return lambda index, image: detections(image, index)
 
 
-def _estimate_fn(models: Models, max_batch: int):
-    estimator = models.estimator
+def batched_estimate(estimator, max_batch: int):
+    """``estimate(image, boxes) -> Poses`` over chunks of at most ``max_batch`` boxes.
+
+    The frame is uploaded to the estimator's device once (``pose.image_to_tensor``) and every
+    chunk cuts its crops from that copy; on a CPU the "upload" is a view of the same array.
+    """
+    from .frame import Poses
+    from .pose import image_to_tensor
 
     def estimate(image, boxes):
         if len(boxes) <= max_batch:
             return estimator(image, boxes)
-        from .frame import Poses
-
+        device = getattr(estimator, "device", None)
+        if device is not None:
+            image = image_to_tensor(image, device)
         return Poses.concatenate([estimator(image, boxes[i:i + max_batch])
                                   for i in range(0, len(boxes), max_batch)])
     return estimate
@@ -153,7 +160,7 @@ def _estimate_fn(models: Models, max_batch: int):
 def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
              pipeline: PipelineConfig = PipelineConfig(), tracker: TrackerConfig = TrackerConfig(),
              annotations=None, detections_file=None, out_format: str | None = None,
-             render_path=None, progress: bool = True) -> RunSummary:
+             render_path=None, smoothing=None, progress: bool = True) -> RunSummary:
     """Track the people of one clip and write the tracks (and optionally an overlay video).
 
     Args:
@@ -164,6 +171,8 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
             and precomputed detections are looked up by its image ids.
         detections_file: COCO detection results to use instead of the detector.
         render_path: also write an overlay video there.
+        smoothing: a ``SmoothingConfig`` to smooth the written (and drawn) keypoints over time
+            with the One-Euro filter; None: keypoints as the network gives them.
     """
     from tqdm import tqdm
 
@@ -173,7 +182,7 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
         raise PosetrackError(f"{out_path}: the output folder {out_path.parent} does not exist")
     source, gt = _open_clip(input_path, annotations)
     detect = _detect_fn(models, spec, detections_file, gt, 0.0)
-    estimate = _estimate_fn(models, spec.max_pose_batch)
+    estimate = batched_estimate(models.estimator, spec.max_pose_batch)
     times = StageTimes(models.sync)
     start = time.perf_counter()
     writer = None
@@ -182,25 +191,35 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
 
         writer = OverlayVideoWriter(render_path, source.fps, source.size)
     bar = tqdm(total=len(source), unit="frame", desc=input_path.name, disable=not progress, leave=False)
+    smoother = None
+    if smoothing is not None:
+        from .smoothing import TrackSmoother
+
+        smoother = TrackSmoother(smoothing, source.fps)
+    output = []
 
     def on_frame(index, image, poses):
+        poses = filter_output(poses, pipeline)
+        if smoother is not None:
+            poses = smoother(poses, index)
+        output.append(poses)
         if writer is not None:
             from .render import draw_poses
 
-            writer.write(draw_poses(image, filter_output(poses, pipeline)))
+            writer.write(draw_poses(image, poses))
         bar.update(1)
 
     try:
         if writer is not None:
             writer.__enter__()
         with source:
-            results = track_frames(source, detect, estimate, models.flow, Tracker(tracker), pipeline,
-                                   times, on_frame)
+            track_frames(source, detect, estimate, models.flow, Tracker(tracker), pipeline, times,
+                         on_frame)
         if source.frames_read < len(source):
             log.warning("%s: only %d of %d frames could be decoded; the tracks cover those",
                         input_path, source.frames_read, len(source))
-        if gt is not None and len(results) != len(gt.images):
-            raise PosetrackError(f"{input_path}: decoded {len(results)} frames but {annotations} "
+        if gt is not None and len(output) != len(gt.images):
+            raise PosetrackError(f"{input_path}: decoded {len(output)} frames but {annotations} "
                                  f"has {len(gt.images)}; the output would not pair with it")
         if writer is not None:
             writer.__exit__(None, None, None)
@@ -213,7 +232,6 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
         bar.close()
     seconds = time.perf_counter() - start
 
-    output = [filter_output(poses, pipeline) for poses in results]
     if gt is not None:
         heads = [np.full((len(p), 4), np.nan, np.float32) for p in output]
         video = PoseTrackVideo(gt.images, output, heads)
@@ -277,7 +295,7 @@ def file_for_clip(folder, name: str, what: str) -> Path:
 
 def run_batch(clips_dir, out_dir, models: Models, spec: ModelSpec, *, pipeline=PipelineConfig(),
               tracker=TrackerConfig(), annotations_dir=None, out_format: str | None = None,
-              progress: bool = True, on_clip=None) -> BatchReport:
+              smoothing=None, progress: bool = True, on_clip=None) -> BatchReport:
     """Track every clip of ``clips_dir`` into ``out_dir/<clip>.json`` (or .csv).
 
     A clip whose output file already exists is skipped (outputs are written atomically, so an
@@ -302,7 +320,7 @@ def run_batch(clips_dir, out_dir, models: Models, spec: ModelSpec, *, pipeline=P
             annotations = None if annotations_dir is None else file_for_clip(annotations_dir, name, "annotation")
             summary = run_clip(clip, out_path, models, spec, pipeline=pipeline, tracker=tracker,
                                annotations=annotations, detections_file=detections,
-                               out_format=out_format, progress=progress)
+                               out_format=out_format, smoothing=smoothing, progress=progress)
         except KeyboardInterrupt:
             raise
         except Exception as err:  # one bad clip must not end a batch of hundreds

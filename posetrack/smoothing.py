@@ -91,34 +91,44 @@ def one_euro_step(state: _JointState, xy: np.ndarray, t: float, height: float,
     return out
 
 
-def smooth_tracks(video: PoseTrackVideo, config: SmoothingConfig = SmoothingConfig(),
-                  fps: float = 25.0) -> PoseTrackVideo:
-    """Smooth every track's keypoints over time; returns a new video (the input is unchanged).
+class TrackSmoother:
+    """Online One-Euro smoothing of tracked poses, one frame at a time (for a running pipeline).
 
-    Frames are taken as equally spaced at ``fps``. A joint's filter runs from the first frame its
-    track shows it; a joint absent in some frames stays absent there and resumes from its last
-    filtered value (the longer the gap, the more the new value counts); a new track id starts
-    fresh filters. People without a track id (-1) are left as they are. Scores, boxes and ids are
-    unchanged.
+    A joint's filter runs from the first frame its track shows it; a joint absent in some frames
+    stays absent there and resumes from its last filtered value (the longer the gap, the more the
+    new value counts); a new track id starts fresh filters. People without a track id (-1) are
+    left as they are. Scores, boxes and ids are unchanged.
     """
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps!r}")
-    states: dict[int, _JointState] = {}
-    smoothed = []
-    for k, poses in enumerate(video.poses):
+
+    def __init__(self, config: SmoothingConfig = SmoothingConfig(), fps: float = 25.0):
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps!r}")
+        self.config = config
+        self.fps = fps
+        self._states: dict[int, _JointState] = {}
+
+    def __call__(self, poses: Poses, frame_index: int) -> Poses:
+        """The poses of frame ``frame_index`` (frames equally spaced at ``fps``), smoothed."""
         keypoints = poses.keypoints_xy.copy()
         heights = _person_heights(poses)
         for i, track in enumerate(poses.track_ids.tolist()):
             if track == NO_TRACK:
                 continue
-            state = states.get(track)
+            state = self._states.get(track)
             if state is None:
                 joints = poses.num_joints
-                state = states[track] = _JointState(np.full((joints, 2), np.nan),
-                                                    np.zeros((joints, 2)), np.full(joints, np.nan))
-            keypoints[i] = one_euro_step(state, keypoints[i].astype(np.float64), k / fps,
-                                         heights[i], config)
-        smoothed.append(poses.replace(keypoints_xy=keypoints))
+                state = self._states[track] = _JointState(
+                    np.full((joints, 2), np.nan), np.zeros((joints, 2)), np.full(joints, np.nan))
+            keypoints[i] = one_euro_step(state, keypoints[i].astype(np.float64),
+                                         frame_index / self.fps, heights[i], self.config)
+        return poses.replace(keypoints_xy=keypoints)
+
+
+def smooth_tracks(video: PoseTrackVideo, config: SmoothingConfig = SmoothingConfig(),
+                  fps: float = 25.0) -> PoseTrackVideo:
+    """Smooth every track's keypoints over time (see ``TrackSmoother``); returns a new video."""
+    smoother = TrackSmoother(config, fps)
+    smoothed = [smoother(poses, k) for k, poses in enumerate(video.poses)]
     return PoseTrackVideo(video.images, smoothed, video.head_boxes_xyxy, video.format)
 
 

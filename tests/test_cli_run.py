@@ -71,6 +71,19 @@ def test_run_writes_tracks_csv_and_overlay(assets, tmp_path):
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (W, H)
     result = _run("run", assets / "clip.mp4", "--out", tmp_path / "t.csv", *common)
     assert result.exit_code == 0 and (tmp_path / "t.csv").read_text().startswith("frame,image_id,track_id")
+    # --smooth changes keypoints, not people or ids; render --smooth draws a smoothed file
+    # (random weights give random poses: --min-similarity 0 keeps the two tracks going)
+    steady = ["--min-similarity", "0", "--output-box-threshold", "0", "--output-joint-threshold", "0"]
+    _run("run", assets / "clip.mp4", "--out", tmp_path / "u.json", *steady, *common)
+    result = _run("run", assets / "clip.mp4", "--out", tmp_path / "s.json", "--smooth", *steady, *common)
+    assert result.exit_code == 0, result.output
+    raw, smoothed = read_posetrack(tmp_path / "u.json"), read_posetrack(tmp_path / "s.json")
+    assert [p.track_ids.tolist() for p in smoothed.poses] == [p.track_ids.tolist() for p in raw.poses] \
+        == [[0, 1]] * FRAMES
+    np.testing.assert_allclose(smoothed.poses[0].keypoints_xy, raw.poses[0].keypoints_xy)
+    assert not np.allclose(smoothed.poses[-1].keypoints_xy, raw.poses[-1].keypoints_xy)
+    result = _run("render", assets / "clip.mp4", tmp_path / "t.json", "--out", tmp_path / "r.mp4", "--smooth")
+    assert result.exit_code == 0 and (tmp_path / "r.mp4").is_file()
 
 
 def test_run_config_file_and_bad_input(assets, tmp_path):

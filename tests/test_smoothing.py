@@ -122,3 +122,22 @@ def test_config_is_validated(changes, message):
 def test_fps_is_validated():
     with pytest.raises(ValueError, match="fps must be > 0"):
         smooth_tracks(video_of([]), SmoothingConfig(), 0.0)
+
+
+def test_online_smoother_equals_the_whole_video_pass():
+    from posetrack.formats import video_from_frames
+    from posetrack.frame import Poses
+    from posetrack.smoothing import SmoothingConfig, TrackSmoother, smooth_tracks
+
+    rng = np.random.default_rng(3)
+    poses = []
+    for k in range(12):
+        keypoints = (np.array([[100.0, 100.0], [300.0, 120.0]])[:, None, :] + 2.0 * k
+                     + rng.normal(0, 3, (2, 17, 2))).astype(np.float32)
+        boxes = np.concatenate([keypoints.min(1) - 5, keypoints.max(1) + 5], 1)
+        poses.append(Poses(boxes, np.ones(2), keypoints, np.ones((2, 17)), [4, 9]))
+    whole = smooth_tracks(video_from_frames([f"{k}.jpg" for k in range(12)], poses), SmoothingConfig(), 25.0)
+    online = TrackSmoother(SmoothingConfig(), 25.0)
+    for k, p in enumerate(poses):
+        np.testing.assert_array_equal(online(p, k).keypoints_xy, whole.poses[k].keypoints_xy)
+    assert not np.allclose(whole.poses[-1].keypoints_xy, poses[-1].keypoints_xy)
