@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".tar")
+# Crops per network call on a CPU. Larger batches spill the activations out of the caches: on 2
+# cores, ResNet-18/50 at 256x192 cost 1.3-1.6x more per crop at batch 48 than at batch 8-16
+# (scripts/benchmark.py). A GPU takes the whole frame's batch in one call.
+CPU_NETWORK_BATCH = 16
+
+
+def default_network_batch(device) -> int | None:
+    """Crops per network call: ``CPU_NETWORK_BATCH`` on a CPU, all of them (None) on a GPU."""
+    return CPU_NETWORK_BATCH if torch.device(device).type == "cpu" else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,10 +180,15 @@ class TorchBackend:
         device: where the model runs and the crops are cut ("cpu", "cuda", "cuda:1", ...).
         half: run the network in float16 (CUDA only; about 2x faster on recent GPUs, heatmap
             maxima shift by well under a pixel).
+        channels_last: keep weights and crops in NHWC memory order (the order tensor cores and
+            oneDNN prefer); the same arithmetic, so the same keypoints up to float rounding.
+        max_batch: run the network on at most this many crops at a time (None: all at once);
+            the crops are still cut and decoded as one batch.
     """
 
     def __init__(self, model: torch.nn.Module, input_size_hw: tuple[int, int] | None = None,
-                 device="cpu", half: bool = False):
+                 device="cpu", half: bool = False, channels_last: bool = False,
+                 max_batch: int | None = None):
         self.device = torch.device(device)
         if half and self.device.type != "cuda":
             raise PosetrackError(f"half precision needs a CUDA device, got {self.device}")
@@ -185,15 +199,28 @@ class TorchBackend:
             input_size_hw = config.input_size_hw
         self.input_size_hw = tuple(int(s) for s in input_size_hw)
         self.half = half
+        self.channels_last = channels_last
+        self.max_batch = _check_max_batch(max_batch)
         self.model = model.eval().to(self.device)
         if half:
             self.model = self.model.half()
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
-        crops = crops.to(self.device)
-        heatmaps = self.model(crops.half() if self.half else crops)
-        return heatmaps.float()
+        crops = crops.to(self.device, torch.float16 if self.half else crops.dtype)
+        if self.channels_last:
+            crops = crops.contiguous(memory_format=torch.channels_last)
+        if self.max_batch is None or len(crops) <= self.max_batch:
+            return self.model(crops).float()
+        return torch.cat([self.model(chunk).float() for chunk in crops.split(self.max_batch)])
+
+
+def _check_max_batch(max_batch):
+    if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
+        raise PosetrackError(f"max_batch must be a positive integer or None, got {max_batch!r}")
+    return max_batch
 
 
 class OnnxBackend:
@@ -210,13 +237,17 @@ class OnnxBackend:
             installed). Crops are cut with torch on this device and handed to ONNX Runtime as host
             arrays.
         threads: ONNX Runtime intra-op threads; None lets it choose (all cores).
+        max_batch: for a model with a dynamic batch, run at most this many crops at a time
+            (None: all at once).
     """
 
-    def __init__(self, path, device="cpu", threads: int | None = None):
+    def __init__(self, path, device="cpu", threads: int | None = None,
+                 max_batch: int | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
         self.device = torch.device(device)
+        self.max_batch = _check_max_batch(max_batch)
         if not self.path.is_file():
             raise PosetrackError(f"{self.path}: ONNX model not found")
         if self.device.type == "cuda":
@@ -262,7 +293,7 @@ class OnnxBackend:
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
         array = crops.detach().to("cpu", torch.float32).numpy()
         n = len(array)
-        step = self.fixed_batch or max(n, 1)
+        step = self.fixed_batch or min(self.max_batch or n, n) or 1
         outs = []
         for start in range(0, n, step):
             chunk = array[start:start + step]
@@ -386,7 +417,8 @@ class PoseEstimator:
 def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = True,
                         half: bool = False, joint_layout: str | None = None,
                         input_size_hw: tuple[int, int] | None = None, depth: int | None = None,
-                        weights_dir=None, onnx_threads: int | None = None) -> PoseEstimator:
+                        weights_dir=None, onnx_threads: int | None = None,
+                        channels_last: bool = True, network_batch="auto") -> PoseEstimator:
     """Build a pose estimator from a registered weights name or a local file.
 
     Args:
@@ -404,7 +436,12 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
         depth: checkpoint only: ResNet depth; None infers it from the weights.
         weights_dir: cache folder for registered names (None: the weights module's default).
         onnx_threads: ONNX Runtime intra-op threads (None: all cores).
+        channels_last: torch backend: NHWC weights and crops (faster with oneDNN on a CPU and
+            with cuDNN's half-precision kernels; same keypoints up to float rounding).
+        network_batch: crops per network call; "auto": ``default_network_batch(device)``.
     """
+    if network_batch == "auto":
+        network_batch = default_network_batch(device)
     path = resolve_weights(spec, weights_dir)
     known = _known_pose_model(spec)
     if known is not None:  # a registered name: the manifest states joints and input size
@@ -415,7 +452,7 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
         if half:
             raise PosetrackError(f"{path}: half precision is for the torch backend; export a "
                                  "float16 ONNX model instead")
-        backend = OnnxBackend(path, device=device, threads=onnx_threads)
+        backend = OnnxBackend(path, device=device, threads=onnx_threads, max_batch=network_batch)
         layout = _layout(joint_layout or backend.joint_layout or "coco17", path)
         if backend.num_joints != layout.num_joints:
             raise PosetrackError(f"{path}: the model gives {backend.num_joints} heatmaps, the "
@@ -426,7 +463,8 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
 
         model = load_posenet(path, depth=depth, input_size_hw=input_size_hw,
                              joint_layout=joint_layout, device=device)
-        backend = TorchBackend(model, device=device, half=half)
+        backend = TorchBackend(model, device=device, half=half, channels_last=channels_last,
+                               max_batch=network_batch)
         return PoseEstimator(backend, model.config.layout, config)
     raise PosetrackError(f"{path}: unknown pose model type {path.suffix!r}; expected a "
                          f"checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) or .onnx")

@@ -1,0 +1,452 @@
+"""Speed of the whole pipeline on a real clip, against two baselines measured in the same run.
+
+Runs posetrack (decode ahead, precomputed detections, flow, one batched pose forward per frame,
+tracking, output writing) on the first ``--frames`` frames of a video after ``--warmup`` frames
+of warm-up, and prints the milliseconds per frame of each stage, end-to-end frames per second
+and peak memory. On the same frames, in the same process, it then runs:
+
+* ``naive``: the same method written the obvious way: frames decoded in the loop, one person at
+  a time (a ``cv2.warpAffine`` crop, a batch-1 forward, flip test as a second batch-1 forward,
+  numpy decoding), the flow at full resolution;
+* ``yolo_pose_bytetrack``: ultralytics YOLO-pose with its ByteTrack tracker
+  (``model.track(frame, persist=True, tracker="bytetrack.yaml")``), the tool a user would
+  otherwise pick. It is built from its YAML with random weights (nothing to download), which
+  find nobody; so the tracker still does a crowd's work, each frame's real detections are put
+  into its results just before ByteTrack runs (box count real, network cost real).
+
+Speed does not depend on weight values, so the pose networks have random weights too; the
+detections file keeps the person count real. Our speed is printed as a ratio to each baseline.
+
+    python scripts/benchmark.py [--frames 30] [--warmup 5] [--pose-model resnet18|resnet50|M.onnx]
+        [--pose-runtime torch|onnxruntime] [--flow dis|raft-small|none] [--flow-scale 0.5]
+        [--device cpu|cuda] [--threads N] [--repeats 3] [--micro] [--json OUT.json]
+
+``--micro`` also times the pose stage alone (crops + network + decode, flip test on and off)
+against the bare network forward on the same batch of crops, and prints the overhead ratio.
+Needs the ``lap`` package for ultralytics' ByteTrack (``pip install lap``); without it that
+baseline is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from posetrack import transforms
+from posetrack.detection import PrecomputedDetections
+from posetrack.flow import make_flow
+from posetrack.formats import video_from_frames, write_tracks
+from posetrack.frame import NO_TRACK, Poses
+from posetrack.joints import COCO17, POSETRACK17, coco_to_posetrack
+from posetrack.pipeline import PipelineConfig, StageTimes, filter_output, track_frames
+from posetrack.pose import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, OnnxBackend, PoseEstimator,
+                            PoseEstimatorConfig, TorchBackend, crop_boxes, decode_heatmaps_torch,
+                            default_network_batch, image_to_tensor)
+from posetrack.posenet import PoseNetConfig, SimpleBaseline, export_onnx
+from posetrack.run import batched_estimate
+from posetrack.tracker import Tracker
+from posetrack.video import open_frames
+
+ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
+DEFAULT_VIDEO = ASSETS / "videos" / "openpose_video.avi"
+RESNETS = {f"resnet{d}": d for d in (18, 34, 50, 101, 152)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def build_backend(name: str, runtime: str, device: str, half: bool, channels_last: bool,
+                  threads: int | None, network_batch: int | None, folder: Path):
+    """A pose backend with random weights (a ResNet name) or an ONNX file; returns (backend, layout)."""
+    if name.endswith(".onnx"):
+        backend = OnnxBackend(name, device=device, threads=threads, max_batch=network_batch)
+        layout = POSETRACK17 if backend.joint_layout == "posetrack17" else COCO17
+        return backend, layout
+    if name not in RESNETS:
+        raise SystemExit(f"--pose-model must be one of {sorted(RESNETS)} or an .onnx file, got {name!r}")
+    torch.manual_seed(0)
+    model = SimpleBaseline(PoseNetConfig(depth=RESNETS[name], input_size_hw=(256, 192)))
+    if runtime == "onnxruntime":
+        path = export_onnx(model, folder / f"{name}.onnx")
+        return OnnxBackend(path, device=device, threads=threads, max_batch=network_batch), COCO17
+    return TorchBackend(model, device=device, half=half, channels_last=channels_last,
+                        max_batch=network_batch), COCO17
+
+
+def naive_estimator(backend, layout, flip_test: bool):
+    """The pose stage written person by person: cv2 crop, batch-1 forward(s), numpy decode."""
+    h, w = backend.input_size_hw
+    mean = np.asarray(IMAGENET_MEAN_RGB, np.float32)
+    std = np.asarray(IMAGENET_STD_RGB, np.float32)
+
+    def forward(crop_rgb):
+        tensor = torch.from_numpy(np.ascontiguousarray(crop_rgb.transpose(2, 0, 1)))[None]
+        return backend(tensor).cpu().numpy()
+
+    def estimate(image, detections):
+        keypoints, scores = [], []
+        for box in detections.boxes_xyxy:
+            center, scale = transforms.box_to_center_scale(box[None], (h, w))
+            matrix = transforms.affine_matrices(center, scale, (w, h))[0]
+            crop = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            rgb = (crop[:, :, ::-1].astype(np.float32) / 255.0 - mean) / std
+            heatmaps = forward(rgb)
+            if flip_test:
+                heatmaps = transforms.merge_flip_heatmaps(heatmaps, forward(rgb[:, ::-1]),
+                                                          layout.flip_permutation)
+            coords, score = transforms.decode_heatmaps(heatmaps)
+            size_wh = (heatmaps.shape[3], heatmaps.shape[2])
+            keypoints.append(transforms.heatmap_to_image(coords, center, scale, size_wh)[0])
+            scores.append(score[0])
+        n = len(keypoints)
+        if n == 0:
+            return Poses.empty()
+        kp, sc = np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
+        if layout == COCO17:
+            kp, sc = coco_to_posetrack(kp, sc)
+        return Poses(detections.boxes_xyxy, detections.scores, kp, sc, np.full(n, NO_TRACK, np.int64))
+    return estimate
+
+
+class Counting:
+    """Wraps ``estimate`` and counts the boxes it was given."""
+
+    def __init__(self, estimate):
+        self.estimate, self.boxes, self.calls = estimate, 0, 0
+
+    def __call__(self, image, boxes):
+        self.boxes += len(boxes)
+        self.calls += 1
+        return self.estimate(image, boxes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def decode_in_loop(video: Path, frames: int):
+    """(index, image) pairs read with OpenCV inside the loop (no decoding ahead)."""
+    capture = cv2.VideoCapture(str(video))
+    try:
+        for index in range(frames):
+            ok, image = capture.read()
+            if not ok:
+                return
+            yield index, image
+    finally:
+        capture.release()
+
+
+def run_pipeline(frames_iter, file_names, detect, estimate, flow, sync, config, out_path):
+    """Track, filter and write; returns (seconds, stage ms per frame, frames)."""
+    times = StageTimes(sync)
+    start = time.perf_counter()
+    results = track_frames(frames_iter, detect, estimate, flow, Tracker(), config, times)
+    write_start = time.perf_counter()
+    output = [filter_output(poses, config) for poses in results]
+    write_tracks(out_path, video_from_frames(file_names[:len(output)], output))
+    end = time.perf_counter()
+    stages = times.ms_per_frame(len(results))
+    stages["write"] = 1000 * (end - write_start) / max(len(results), 1)
+    return end - start, stages, len(results)
+
+
+def ours(args, video, detect, estimate, flow, sync, config, out_path, frames):
+    with open_frames(video) as source:  # decodes ahead in a thread
+        return run_pipeline(itertools.islice(source, frames), source.file_names, detect, estimate,
+                            flow, sync, config, out_path)
+
+
+def naive(args, video, detect, estimate, flow, sync, config, out_path, frames):
+    names = [f"{i:06d}.jpg" for i in range(frames)]
+    return run_pipeline(decode_in_loop(video, frames), names, detect, estimate, flow, sync,
+                        config, out_path)
+
+
+def repeat(run, repeats: int, frames: int) -> dict:
+    """Median fps over ``repeats`` runs and the stage times of the median run."""
+    runs = []
+    for _ in range(repeats):
+        load = os.getloadavg()[0]
+        seconds, stages, count = run(frames)
+        runs.append({"fps": count / seconds, "stages_ms": stages, "frames": count,
+                     "load_avg_1min": load})
+    runs.sort(key=lambda r: r["fps"])
+    middle = runs[len(runs) // 2]
+    return {"fps": middle["fps"], "stages_ms": middle["stages_ms"], "frames": middle["frames"],
+            "fps_runs": [r["fps"] for r in runs], "load_avg_1min": [r["load_avg_1min"] for r in runs]}
+
+
+def yolo_pose_bytetrack(video: Path, frames: int, warmup: int, detections, min_score: float,
+                        device: str, repeats: int) -> dict:
+    """ultralytics YOLO-pose + ByteTrack on the same frames (see the module docstring)."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
+    try:
+        import lap  # noqa: F401  (ByteTrack's assignment; ultralytics would try to pip-install it)
+        from ultralytics import YOLO
+    except ImportError as err:
+        return {"skipped": f"{err} (pip install lap ultralytics)"}
+
+    current = {"boxes": torch.zeros((0, 6))}
+
+    def real_people(predictor):
+        # Random weights find nobody: give ByteTrack this frame's real detections instead.
+        for result in predictor.results:
+            boxes = current["boxes"]
+            result.update(boxes=boxes, keypoints=torch.zeros((len(boxes), 17, 3)))
+
+    def boxes_of(index):
+        found = detections(None, index)
+        found = found[found.scores >= min_score]
+        return torch.from_numpy(np.concatenate([
+            found.boxes_xyxy, found.scores[:, None], np.zeros((len(found), 1))], axis=1).astype(np.float32))
+
+    images = [image for _, image in decode_in_loop(video, max(frames, warmup))]
+    runs = []
+    for run in range(repeats):
+        model = YOLO("yolo11n-pose.yaml")  # random weights, built offline; fresh tracker state
+        model.add_callback("on_predict_postprocess_end", real_people)  # runs before ByteTrack's
+        for index in range(warmup):
+            current["boxes"] = boxes_of(index)
+            model.track(images[index], persist=True, tracker="bytetrack.yaml", verbose=False,
+                        device=device)
+        model.predictor.trackers[0].reset()
+        tracked = 0
+        load = os.getloadavg()[0]
+        capture = cv2.VideoCapture(str(video))  # decoded in the loop, as a user's script would
+        start = time.perf_counter()
+        for index in range(frames):
+            ok, image = capture.read()
+            if not ok:
+                break
+            current["boxes"] = boxes_of(index)
+            result = model.track(image, persist=True, tracker="bytetrack.yaml", verbose=False,
+                                 device=device)[0]
+            tracked += len(result.boxes)
+        seconds = time.perf_counter() - start
+        capture.release()
+        runs.append({"fps": frames / seconds, "people_per_frame": tracked / frames,
+                     "load_avg_1min": load})
+    runs.sort(key=lambda r: r["fps"])
+    middle = runs[len(runs) // 2]
+    return {"fps": middle["fps"], "fps_runs": [r["fps"] for r in runs],
+            "tracked_people_per_frame": middle["people_per_frame"],
+            "load_avg_1min": [r["load_avg_1min"] for r in runs],
+            "model": "yolo11n-pose (random weights), imgsz 640, ByteTrack defaults"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Micro-benchmark: the pose stage against the bare network forward
+
+
+def timed(call, repeats: int) -> float:
+    """Median milliseconds of ``call()`` over ``repeats`` runs, after one warm-up run."""
+    call()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return 1000 * statistics.median(samples)
+
+
+def micro(estimator: PoseEstimator, image: np.ndarray, boxes: np.ndarray, repeats: int) -> dict:
+    """Pose stage (crops + network + decode) vs the network alone on the same crops."""
+    backend = estimator.backend
+    h, w = backend.input_size_hw
+    centers, scales = transforms.box_to_center_scale(boxes, (h, w))
+    matrices = transforms.affine_matrices(centers, scales, (w, h))
+    frame = image_to_tensor(image, estimator.device)
+    crops = crop_boxes(frame, matrices, (h, w))
+    out = {"boxes": len(boxes)}
+    for flip in (False, True):
+        estimator.config = PoseEstimatorConfig(flip_test=flip)
+        batch = torch.cat([crops, crops.flip(3)]) if flip else crops
+        stage = timed(lambda: estimator.keypoints(image, boxes), repeats)
+        bare = timed(lambda: backend(batch), repeats)
+        crop = timed(lambda: crop_boxes(image_to_tensor(image, estimator.device), matrices, (h, w)), repeats)
+        heatmaps = backend(batch)
+        decode = timed(lambda: [t.cpu() for t in decode_heatmaps_torch(heatmaps)], repeats)
+        out["flip" if flip else "no_flip"] = {
+            "crops_in_batch": len(batch), "stage_ms": stage, "network_ms": bare, "crop_ms": crop,
+            "decode_ms": decode, "overhead_ratio": stage / bare}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--detections", type=Path, default=None,
+                        help="COCO detection results (default: the assets file named like the video)")
+    parser.add_argument("--frames", type=int, default=30, help="timed frames (default 30)")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up frames before timing")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs of each method (median)")
+    parser.add_argument("--pose-model", default="resnet18",
+                        help=f"{', '.join(RESNETS)} (random weights) or an .onnx file")
+    parser.add_argument("--pose-runtime", choices=("torch", "onnxruntime"), default="torch",
+                        help="for a ResNet: torch, or exported to ONNX and run on ONNX Runtime")
+    parser.add_argument("--flow", choices=("dis", "raft-small", "raft-large", "none"), default="dis")
+    parser.add_argument("--flow-scale", type=float, default=0.5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-flip-test", dest="flip_test", action="store_false")
+    parser.add_argument("--half", action="store_true", help="float16 pose network (CUDA)")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="torch pose network in NCHW order (default: channels last, as posetrack run)")
+    parser.add_argument("--network-batch", type=int, default=None,
+                        help="crops per network call (default: posetrack's choice for the device; 0: all)")
+    parser.add_argument("--max-pose-batch", type=int, default=64, help="boxes per pose-stage call")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch / ONNX Runtime threads (default: physical cores)")
+    parser.add_argument("--cv2-threads", type=int, default=None,
+                        help="cv2.setNumThreads (default: OpenCV's own)")
+    parser.add_argument("--baselines", default="naive,yolo",
+                        help="comma-separated: naive, yolo; 'none' for our pipeline only")
+    parser.add_argument("--micro", action="store_true", help="also run the pose-stage micro-benchmark")
+    parser.add_argument("--micro-repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    return parser.parse_args(argv)
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    threads = args.threads or physical_cores()
+    torch.set_num_threads(threads)
+    if args.cv2_threads is not None:
+        cv2.setNumThreads(args.cv2_threads)
+    detections_path = args.detections or ASSETS / "detections" / f"{args.video.stem}.json"
+    detections = PrecomputedDetections.from_file(detections_path, 0.0)
+    detect = lambda index, image: detections(image, index)  # noqa: E731
+    config = PipelineConfig()
+    device = args.device
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else None
+    baselines = {b for b in args.baselines.split(",") if b and b != "none"}
+    folder = Path(tempfile.mkdtemp(prefix="posetrack-bench-"))
+    network_batch = (default_network_batch(device) if args.network_batch is None
+                     else args.network_batch or None)
+    backend, layout = build_backend(args.pose_model, args.pose_runtime, device, args.half,
+                                    args.channels_last, args.threads, network_batch, folder)
+    estimator = PoseEstimator(backend, layout, PoseEstimatorConfig(flip_test=args.flip_test))
+    flow = None if args.flow == "none" else make_flow(args.flow, device=device, scale=args.flow_scale)
+    counting = Counting(batched_estimate(estimator, args.max_pose_batch))
+
+    report = {
+        "network_batch": network_batch,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count(), "physical_cores": physical_cores(),
+                    "torch_threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads(),
+                    "torch": torch.__version__, "python": platform.python_version(),
+                    "gpu": torch.cuda.get_device_name(device) if cuda else None},
+    }
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    print(f"warm-up: {args.warmup} frames; timing {args.frames} frames of {args.video.name}; "
+          f"load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    ours(args, args.video, detect, counting, flow, sync, config, folder / "warmup.json", args.warmup)
+    counting.boxes = counting.calls = 0
+    result = repeat(lambda n: ours(args, args.video, detect, counting, flow, sync, config,
+                                   folder / "ours.json", n), args.repeats, args.frames)
+    result["pose_boxes_per_frame"] = counting.boxes / max(counting.calls, 1)
+    result["memory"] = {"host_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                        "gpu_peak_allocated_mb": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None}
+    report.update(result)
+    report["baselines"] = {}
+    if "naive" in baselines:
+        print("baseline: naive loop", file=sys.stderr)
+        naive_flow = None if args.flow == "none" else make_flow(args.flow, device=device, scale=1.0)
+        slow = naive_estimator(backend, layout, args.flip_test)
+        naive(args, args.video, detect, slow, naive_flow, sync, config, folder / "warmup.json", args.warmup)
+        report["baselines"]["naive"] = repeat(
+            lambda n: naive(args, args.video, detect, slow, naive_flow, sync, config,
+                            folder / "naive.json", n), args.repeats, args.frames)
+    if args.micro:
+        print("micro-benchmark: pose stage vs network forward", file=sys.stderr)
+        image = next(iter(decode_in_loop(args.video, 1)))[1]
+        boxes = detections(image, 0)
+        boxes = boxes[boxes.scores >= config.detection_min_score].boxes_xyxy
+        report["micro"] = micro(estimator, image, boxes, args.micro_repeats)
+        estimator.config = PoseEstimatorConfig(flip_test=args.flip_test)
+    if "yolo" in baselines:
+        print("baseline: YOLO-pose + ByteTrack", file=sys.stderr)
+        report["baselines"]["yolo_pose_bytetrack"] = yolo_pose_bytetrack(
+            args.video, args.frames, args.warmup, detections, config.detection_min_score,
+            device, args.repeats)
+    for base in report["baselines"].values():
+        if "fps" in base:
+            base["ours_over_baseline"] = report["fps"] / base["fps"]
+    report["load_avg_1min_end"] = os.getloadavg()[0]
+    print_report(report)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def print_report(report: dict) -> None:
+    config = report["config"]
+    pose = config["pose_model"] + ("" if config["pose_model"].endswith(".onnx") else f" ({config['pose_runtime']})")
+    print(f"posetrack: {pose}, flip test {'on' if config['flip_test'] else 'off'}, "
+          f"channels last {config['channels_last']}, network batch {report['network_batch']}, flow "
+          f"{config['flow']} at scale {config['flow_scale']}, device {config['device']}, "
+          f"torch threads {report['machine']['torch_threads']}")
+    print(f"frames {report['frames']}, pose boxes per frame {report['pose_boxes_per_frame']:.1f}, "
+          f"load average {', '.join(f'{x:.2f}' for x in report['load_avg_1min'])} -> "
+          f"{report['load_avg_1min_end']:.2f}")
+    rows = [("posetrack", report)] + [(name, b) for name, b in report["baselines"].items()]
+    stages = list(report["stages_ms"])
+    print(f"{'method':<22}" + "".join(f"{s:>9}" for s in stages) + f"{'fps':>9}{'ours/it':>9}")
+    for name, row in rows:
+        if "skipped" in row:
+            print(f"{name:<22}skipped: {row['skipped']}")
+            continue
+        cells = "".join(f"{row['stages_ms'][s]:9.1f}" if s in row.get("stages_ms", {}) else f"{'':>9}"
+                        for s in stages)
+        ratio = f"{row['ours_over_baseline']:9.2f}" if "ours_over_baseline" in row else f"{'':>9}"
+        print(f"{name:<22}{cells}{row['fps']:9.2f}{ratio}")
+    print("(stage columns: ms per frame; fps runs: "
+          + "; ".join(f"{n} {', '.join(f'{x:.2f}' for x in r['fps_runs'])}" for n, r in rows if "fps_runs" in r) + ")")
+    memory = report["memory"]
+    gpu = memory["gpu_peak_allocated_mb"]
+    print(f"peak memory: host RSS {memory['host_peak_rss_mb']:.0f} MB"
+          + (f", GPU allocated {gpu:.0f} MB" if gpu is not None else " (no GPU)"))
+    if "micro" in report:
+        m = report["micro"]
+        print(f"pose stage vs bare network forward, {m['boxes']} boxes of frame 0:")
+        for key in ("no_flip", "flip"):
+            r = m[key]
+            print(f"  {key:<8} {r['crops_in_batch']:3d} crops: stage {r['stage_ms']:.1f} ms, network "
+                  f"{r['network_ms']:.1f} ms, crops {r['crop_ms']:.1f} ms, decode {r['decode_ms']:.1f} ms"
+                  f" -> overhead ratio {r['overhead_ratio']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
