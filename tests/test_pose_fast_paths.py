@@ -131,3 +131,27 @@ def test_half_precision_on_cuda_keeps_the_keypoints():
         # within one heatmap pixel (here 80/24 image pixels for the widest box) for 95% of joints
         error = np.linalg.norm(half.keypoints_xy - reference.keypoints_xy, axis=2)
         assert np.mean(error <= 4.0) >= 0.95, error
+
+
+@pytest.mark.parametrize("shear", [0.0, 1e-17, 0.05])  # axis-aligned, rounding-level, rotated
+def test_sampling_grid_equals_affine_grid(shear):
+    import torch.nn.functional as F
+
+    from posetrack.pose import sampling_grid
+
+    theta = np.array([[[0.4, shear, 0.1], [-shear, 0.7, -0.3]],
+                      [[1.3, 0.0, -0.5], [0.0, 0.2, 0.9]]])
+    expected = F.affine_grid(torch.as_tensor(theta, dtype=torch.float32), [2, 1, 16, 12],
+                             align_corners=False)
+    grid = sampling_grid(theta, (16, 12), "cpu")
+    assert grid.shape == (2, 16, 12, 2) and grid.dtype == torch.float32
+    torch.testing.assert_close(grid, expected, rtol=0, atol=1e-6)
+
+
+def test_mirrored_batch_is_the_crops_then_their_mirror_images():
+    from posetrack.pose import with_mirrored
+
+    crops = torch.randn(3, 3, 8, 6)
+    batch = with_mirrored(crops)
+    torch.testing.assert_close(batch, torch.cat([crops, crops.flip(3)]), rtol=0, atol=0)
+    assert with_mirrored(crops[:0]).shape == (0, 3, 8, 6)
