@@ -53,12 +53,14 @@ class FlowEstimator(Protocol):
 
 
 def _check_pair(prev, next_):
+    """Both frames (H, W, 3) uint8 and the same size (numpy arrays, or torch tensors for RAFT)."""
     for name, image in (("prev", prev), ("next", next_)):
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        if (image.ndim != 3 or image.shape[2] != 3
+                or str(image.dtype).removeprefix("torch.") != "uint8"):
             raise ValueError(f"{name} must be an (H, W, 3) uint8 BGR image, got shape "
-                             f"{image.shape} dtype {image.dtype}")
-    if prev.shape != next_.shape:
-        raise ValueError(f"the two frames differ in size: {prev.shape} vs {next_.shape}")
+                             f"{tuple(image.shape)} dtype {image.dtype}")
+    if tuple(prev.shape) != tuple(next_.shape):
+        raise ValueError(f"the two frames differ in size: {tuple(prev.shape)} vs {tuple(next_.shape)}")
 
 
 def _scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
@@ -165,6 +167,13 @@ class RaftConfig:
 class RaftFlow:
     """RAFT (small or large) from torchvision.
 
+    Frames may be numpy arrays or (H, W, 3) uint8 tensors already on the device (uploaded once
+    per frame and shared with the pose stage). For a tensor frame, the input prepared for one
+    call's ``next_bgr`` is kept and reused when the same tensor comes back as the next call's
+    ``prev_bgr``, so in a video every frame is normalised and resized once, not twice (a tensor
+    handed in is taken as unchanging; numpy frames, which callers often refill in place, are
+    always prepared afresh).
+
     Args:
         arch: "small" or "large".
         weights: a known model name ("raft-small", "raft-large") or a path to a torchvision RAFT
@@ -194,36 +203,54 @@ class RaftFlow:
             _load_state_dict_strict(model, path)
         self.model = model.eval().to(self.device)
 
-    def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray:
-        _check_pair(prev_bgr, next_bgr)
+    _prepared = (None, None)  # (frame object, its network input) of the last call's next_bgr
+
+    def __call__(self, prev_bgr, next_bgr) -> np.ndarray:
         return self.flow_tensor(prev_bgr, next_bgr).permute(1, 2, 0).float().cpu().numpy()
 
-    def flow_tensor(self, prev_bgr: np.ndarray, next_bgr: np.ndarray):
+    def flow_tensor(self, prev_bgr, next_bgr):
         """The flow as a (2, H, W) float32 tensor on the model's device (no copy to the host)."""
         import torch
         import torch.nn.functional as F
 
+        _check_pair(prev_bgr, next_bgr)
         height, width = prev_bgr.shape[:2]
         small_h, small_w = _scaled_size(height, width, self.config.scale)
-        pad_h = max(_RAFT_MIN_SIDE, -(-small_h // 8) * 8) - small_h
-        pad_w = max(_RAFT_MIN_SIDE, -(-small_w // 8) * 8) - small_w
         with torch.inference_mode():
-            frames = torch.from_numpy(np.stack([prev_bgr, next_bgr])).to(self.device)
-            # BGR uint8 (2, H, W, 3) -> RGB float (2, 3, H, W) in [-1, 1], as RAFT was trained.
-            frames = frames.flip(-1).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-            if (small_h, small_w) != (height, width):
-                frames = F.interpolate(frames, size=(small_h, small_w), mode="bilinear",
-                                       align_corners=False, antialias=True)
-            if pad_h or pad_w:  # pad right and bottom, so the flow of pixel (x, y) stays at (x, y)
-                frames = F.pad(frames, (0, pad_w, 0, pad_h), mode="replicate")
+            first = self._network_input(prev_bgr, (small_h, small_w))
+            second = self._network_input(next_bgr, (small_h, small_w))
+            self._prepared = (next_bgr, second) if isinstance(next_bgr, torch.Tensor) else (None, None)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
-                flow = final_raft_flow(self.model, frames[:1], frames[1:], self.config.num_flow_updates)
+                flow = final_raft_flow(self.model, first, second, self.config.num_flow_updates)
             flow = flow[:, :, :small_h, :small_w].float()
             if (small_h, small_w) != (height, width):
                 flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
                 flow[:, 0] *= width / small_w
                 flow[:, 1] *= height / small_h
         return flow[0]
+
+    def _network_input(self, image_bgr, small_hw):
+        """(H, W, 3) uint8 BGR -> (1, 3, h', w') RGB in [-1, 1] at the processing size, padded."""
+        import torch
+        import torch.nn.functional as F
+
+        frame, prepared = self._prepared
+        if frame is image_bgr and isinstance(frame, torch.Tensor):
+            return prepared
+        small_h, small_w = small_hw
+        pad_h = max(_RAFT_MIN_SIDE, -(-small_h // 8) * 8) - small_h
+        pad_w = max(_RAFT_MIN_SIDE, -(-small_w // 8) * 8) - small_w
+        tensor = image_bgr if isinstance(image_bgr, torch.Tensor) else torch.from_numpy(
+            np.ascontiguousarray(image_bgr))
+        tensor = tensor.to(self.device, non_blocking=True)
+        # BGR uint8 (H, W, 3) -> RGB float (1, 3, H, W) in [-1, 1], as RAFT was trained.
+        tensor = tensor.flip(-1).permute(2, 0, 1).unsqueeze(0).float().div_(127.5).sub_(1.0)
+        if (small_h, small_w) != tuple(tensor.shape[2:]):
+            tensor = F.interpolate(tensor, size=(small_h, small_w), mode="bilinear",
+                                   align_corners=False, antialias=True)
+        if pad_h or pad_w:  # pad right and bottom, so the flow of pixel (x, y) stays at (x, y)
+            tensor = F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
+        return tensor
 
 
 def final_raft_flow(model, image1, image2, num_flow_updates: int = 12):

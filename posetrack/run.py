@@ -157,6 +157,40 @@ def batched_estimate(estimator, max_batch: int):
     return estimate
 
 
+class DeviceFrames:
+    """``upload(image) -> tensor``: each frame's device copy, made once.
+
+    Remembers the last two frames (the flow stage sees frames k-1 and k, the pose stage frame k),
+    so on a GPU the flow and the pose crops share one upload per frame. Frames are recognised by
+    identity: meant for a decoder that hands out a new array per frame, as ``open_frames`` does.
+    """
+
+    def __init__(self, device):
+        self.device = device
+        self._copies: list = []  # [(array, tensor)], oldest first
+
+    def __call__(self, image):
+        for array, tensor in self._copies:
+            if array is image:
+                return tensor
+        from .pose import image_to_tensor
+
+        tensor = image_to_tensor(image, self.device)
+        self._copies = self._copies[-1:] + [(image, tensor)]
+        return tensor
+
+
+def stage_functions(models: Models, max_pose_batch: int):
+    """``(flow, estimate)`` for ``track_frames``: on a GPU with a flow that takes device frames
+    (RAFT), both get the frame's one device copy; otherwise the models as they are."""
+    flow, estimate = models.flow, batched_estimate(models.estimator, max_pose_batch)
+    if flow is None or not str(models.device).startswith("cuda") or not hasattr(flow, "flow_tensor"):
+        return flow, estimate
+    upload = DeviceFrames(models.device)
+    return (lambda previous, image: flow(upload(previous), upload(image)),
+            lambda image, boxes: estimate(upload(image), boxes))
+
+
 def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
              pipeline: PipelineConfig = PipelineConfig(), tracker: TrackerConfig = TrackerConfig(),
              annotations=None, detections_file=None, out_format: str | None = None,
@@ -182,7 +216,7 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
         raise PosetrackError(f"{out_path}: the output folder {out_path.parent} does not exist")
     source, gt = _open_clip(input_path, annotations)
     detect = _detect_fn(models, spec, detections_file, gt, 0.0)
-    estimate = batched_estimate(models.estimator, spec.max_pose_batch)
+    flow, estimate = stage_functions(models, spec.max_pose_batch)
     times = StageTimes(models.sync)
     start = time.perf_counter()
     writer = None
@@ -213,7 +247,7 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
         if writer is not None:
             writer.__enter__()
         with source:
-            track_frames(source, detect, estimate, models.flow, Tracker(tracker), pipeline, times,
+            track_frames(source, detect, estimate, flow, Tracker(tracker), pipeline, times,
                          on_frame)
         if source.frames_read < len(source):
             log.warning("%s: only %d of %d frames could be decoded; the tracks cover those",

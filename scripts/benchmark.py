@@ -56,7 +56,7 @@ from posetrack.pose import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, OnnxBackend, Po
                             PoseEstimatorConfig, TorchBackend, crop_boxes, decode_heatmaps_torch,
                             default_network_batch, image_to_tensor)
 from posetrack.posenet import PoseNetConfig, SimpleBaseline, export_onnx
-from posetrack.run import batched_estimate
+from posetrack.run import Models, stage_functions
 from posetrack.tracker import Tracker
 from posetrack.video import open_frames
 
@@ -358,7 +358,9 @@ def main(argv=None) -> dict:
                                     args.channels_last, args.threads, network_batch, folder)
     estimator = PoseEstimator(backend, layout, PoseEstimatorConfig(flip_test=args.flip_test))
     flow = None if args.flow == "none" else make_flow(args.flow, device=device, scale=args.flow_scale)
-    counting = Counting(batched_estimate(estimator, args.max_pose_batch))
+    # as posetrack run wires them: on a GPU with RAFT, flow and pose share one upload per frame
+    flow, estimate = stage_functions(Models(estimator, flow, None, device, sync), args.max_pose_batch)
+    counting = Counting(estimate)
 
     report = {
         "network_batch": network_batch,

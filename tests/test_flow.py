@@ -211,3 +211,29 @@ def test_make_flow_builds_each_method(monkeypatch, tmp_path):
 def test_make_flow_errors(kwargs, message):
     with pytest.raises(PosetrackError, match=message):
         make_flow(**kwargs)
+
+
+def test_raft_takes_device_tensors_and_prepares_each_frame_once(monkeypatch, raft_small):
+    """A video's frame k is next in one call and prev in the following one: with tensor frames its
+    network input is made once; the flow equals the numpy path's."""
+    torch = pytest.importorskip("torch")
+    estimator = flow_module.RaftFlow.__new__(flow_module.RaftFlow)
+    estimator.__dict__.update(raft_small.__dict__, config=RaftConfig(scale=0.5, num_flow_updates=2))
+    estimator._prepared = (None, None)
+    frames = [_texture(96, 128, seed=s) for s in range(3)]
+    tensors = [torch.from_numpy(f) for f in frames]
+    prepared = []
+    original = flow_module.RaftFlow._network_input
+
+    def counting(self, image, small_hw):
+        out = original(self, image, small_hw)
+        prepared.append(out)
+        return out
+    monkeypatch.setattr(flow_module.RaftFlow, "_network_input", counting)
+    first = estimator(tensors[0], tensors[1])
+    second = estimator(tensors[1], tensors[2])
+    assert prepared[2] is prepared[1]  # frame 1's input reused, not rebuilt
+    np.testing.assert_allclose(first, estimator(frames[0], frames[1]), atol=1e-5)
+    np.testing.assert_allclose(second, estimator(frames[1], frames[2]), atol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        estimator(tensors[0].float(), tensors[1])

@@ -155,3 +155,30 @@ def test_mirrored_batch_is_the_crops_then_their_mirror_images():
     batch = with_mirrored(crops)
     torch.testing.assert_close(batch, torch.cat([crops, crops.flip(3)]), rtol=0, atol=0)
     assert with_mirrored(crops[:0]).shape == (0, 3, 8, 6)
+
+
+def test_device_frames_uploads_each_frame_once_and_keeps_two():
+    from posetrack.run import DeviceFrames
+
+    upload = DeviceFrames("cpu")
+    frames = [_frame(seed) for seed in range(3)]
+    first = upload(frames[0])
+    assert isinstance(first, torch.Tensor) and upload(frames[0]) is first
+    second = upload(frames[1])
+    assert upload(frames[0]) is first and upload(frames[1]) is second  # flow: k-1 and k
+    upload(frames[2])
+    assert upload(frames[1]) is second  # the two latest are kept
+    assert upload(frames[0]) is not first  # the oldest was dropped: uploaded again
+    np.testing.assert_array_equal(upload(frames[0]).numpy(), frames[0])
+
+
+def test_stage_functions_leave_cpu_models_as_they_are():
+    from posetrack.run import Models, stage_functions
+
+    flow = object()
+    models = Models(estimator=_estimator(), flow=flow, detector=None, device="cpu")
+    got_flow, estimate = stage_functions(models, 64)
+    assert got_flow is flow
+    detections = Detections(BOXES, np.ones(len(BOXES), np.float32))
+    np.testing.assert_array_equal(estimate(_frame(), detections).keypoints_xy,
+                                  models.estimator(_frame(), detections).keypoints_xy)
