@@ -28,6 +28,7 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
+from .checks import require_count, require_fraction
 from .errors import PosetrackError
 from .frame import Detections
 
@@ -66,14 +67,10 @@ class DetectorConfig:
         "Name of the person class in the model's class names ('person' for COCO models).")})
 
     def __post_init__(self):
-        for name in ("score_threshold", "nms_iou"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        require_fraction(self, "score_threshold", "nms_iou")
         if not isinstance(self.image_size, int) or self.image_size < 32 or self.image_size % 32:
             raise ValueError(f"image_size must be a positive multiple of 32, got {self.image_size!r}")
-        if not isinstance(self.max_detections, int) or self.max_detections < 1:
-            raise ValueError(f"max_detections must be an integer >= 1, got {self.max_detections!r}")
+        require_count(self, "max_detections")
 
 
 def _check_image(image) -> np.ndarray:

@@ -122,13 +122,14 @@ def pose_nms(poses: Poses, oks_threshold: float, joint_threshold: float) -> Pose
 
 
 def filter_output(poses: Poses, config: PipelineConfig) -> Poses:
-    """Drop people below the output box threshold and mark joints below the joint threshold
-    absent (NaN), as the paper does for the evaluated output. Unknown box scores (NaN) pass."""
-    keep = ~(poses.box_scores < config.output_box_threshold)
-    poses = poses[keep]
+    """Drop people below the output box threshold, mark joints below the joint threshold absent
+    (NaN), as the paper does for the evaluated output, and drop people left with no joint.
+    Unknown box scores (NaN) pass."""
+    poses = poses[~(poses.box_scores < config.output_box_threshold)]
     keypoints = poses.keypoints_xy.copy()
     keypoints[poses.keypoint_scores < config.output_joint_threshold] = np.nan
-    return poses.replace(keypoints_xy=keypoints)
+    poses = poses.replace(keypoints_xy=keypoints)
+    return poses[poses.visible.any(axis=1)]
 
 
 def track_frames(frames: Iterable, detect, estimate, flow, tracker: Tracker, config: PipelineConfig,

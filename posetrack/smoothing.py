@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import require_non_negative
 from .formats import PoseTrackVideo
 from .frame import NO_TRACK, Poses
 
@@ -40,8 +41,7 @@ class SmoothingConfig:
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"{name} must be > 0 Hz, got {value!r}")
-        if not self.beta >= 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta!r}")
+        require_non_negative(self, "beta")
 
 
 def smoothing_factor(cutoff_hz, dt_s):

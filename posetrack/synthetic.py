@@ -37,8 +37,9 @@ import numpy as np
 
 from .formats import ImageInfo, PoseTrackVideo
 from .frame import NO_TRACK, Detections, Poses
-from .geometry import box_iou, nms
+from .geometry import box_iou
 from .joints import NUM_JOINTS, POSETRACK17
+from .pipeline import PipelineConfig, filter_output, pose_nms, unify_boxes
 
 WIDTH, HEIGHT = 1280, 720
 FLOW_STRIDE = 4  # the flow field is drawn at 1/4 resolution, then repeated to full size
@@ -599,21 +600,19 @@ def _grow(box, fraction):
     return np.concatenate([centre - half, centre + half])
 
 
-def simulate_frame(scene: Scene, frame: int, offered: Detections, nms_iou: float = 0.5) -> Poses:
-    """The pipeline's steps 1-4 for one frame: detect, unify the detections with the boxes the
-    tracker ``offered`` (flow-propagated) by NMS, estimate a pose in every kept box.
-
-    A pose's box score is the detector's score for a detected box and the mean joint score of
-    the estimated pose for a propagated one (there is no detector score to give it).
+def simulate_frame(scene: Scene, frame: int, offered: Detections,
+                   config: PipelineConfig = PipelineConfig()) -> Poses:
+    """The pipeline's steps for one frame, with the pipeline's own functions (see
+    ``pipeline.track_frames``): detect (dropping boxes below ``detection_min_score``), unify the
+    detections with the boxes the tracker ``offered`` (flow-propagated), estimate a pose in
+    every kept box, suppress duplicate poses. A pose's box score is its box's: the detector's, or
+    for a propagated box the score the tracker gave it.
     """
     found = detections(scene, frame)
-    boxes = np.concatenate([found.boxes_xyxy, offered.boxes_xyxy])
-    scores = np.concatenate([found.scores, offered.scores])
-    keep = nms(boxes, scores, nms_iou) if len(boxes) else np.zeros(0, np.int64)
-    poses = estimate_poses(scene, frame, boxes[keep])
-    from_flow = keep >= len(found)
-    box_scores = np.where(from_flow, poses.keypoint_scores.mean(axis=1), scores[keep])
-    return poses.replace(box_scores=box_scores)
+    found = found[found.scores >= config.detection_min_score]
+    boxes = unify_boxes(found, offered, config.unify_iou)
+    poses = estimate_poses(scene, frame, boxes.boxes_xyxy).replace(box_scores=boxes.scores)
+    return pose_nms(poses, config.pose_nms_oks, config.output_joint_threshold)
 
 
 def flow_field(scene: Scene, frame: int) -> np.ndarray | None:
@@ -721,40 +720,30 @@ class IouTracker:
         return self._previous
 
 
-def output_filter(poses: Poses, min_box_score: float = 0.5, min_joint_score: float = 0.4) -> Poses:
-    """The paper's filter on evaluated output: drop people whose box scores below
-    ``min_box_score`` and joints scoring below ``min_joint_score``; people left with no joint go."""
-    keep = poses.box_scores >= min_box_score
-    poses = poses[keep]
-    low = poses.keypoint_scores < min_joint_score
-    keypoints = np.where(low[..., None], np.nan, poses.keypoints_xy)
-    poses = poses.replace(keypoints_xy=keypoints)
-    return poses[poses.visible.any(axis=1)]
-
-
-def run_trackers(scene: Scene, trackers, use_flow, nms_iou: float = 0.5):
+def run_trackers(scene: Scene, trackers, use_flow, config: PipelineConfig = PipelineConfig()):
     """Run several trackers over the scene in lock step (each flow field is made once).
 
     Args:
         trackers: objects with ``propagate(flow) -> Detections`` and ``update(Poses) -> Poses``
             (``Tracker``, ``IouTracker``), fresh for this scene.
         use_flow: one bool per tracker: whether it is given the flow (else None).
-        nms_iou: IoU above which the unification NMS drops a box.
+        config: the pipeline settings of the simulated frames.
 
     Returns:
-        One list per tracker of the tracked poses of every frame (before ``output_filter``).
+        One list per tracker of the tracked poses of every frame (before ``filter_output``).
     """
     outputs = [[] for _ in trackers]
     for f in range(scene.num_frames):
         flow = flow_field(scene, f) if any(use_flow) else None
         for tracker, flows, out in zip(trackers, use_flow, outputs):
             offered = tracker.propagate(flow if flows else None)
-            out.append(tracker.update(simulate_frame(scene, f, offered, nms_iou)))
+            out.append(tracker.update(simulate_frame(scene, f, offered, config)))
     return outputs
 
 
-def prediction_video(truth: PoseTrackVideo, tracked) -> PoseTrackVideo:
-    """A prediction file for ``truth``'s frames from a list of tracked poses (filtered by
-    ``output_filter``)."""
-    poses = [output_filter(p) for p in tracked]
+def prediction_video(truth: PoseTrackVideo, tracked,
+                     config: PipelineConfig = PipelineConfig()) -> PoseTrackVideo:
+    """A prediction file for ``truth``'s frames from a list of tracked poses (filtered as the
+    pipeline filters its output)."""
+    poses = [filter_output(p, config) for p in tracked]
     return PoseTrackVideo(truth.images, poses, [np.full((len(p), 4), np.nan, np.float32) for p in poses])

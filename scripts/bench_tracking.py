@@ -69,9 +69,13 @@ class Method:
 
 def methods(sweeps) -> list[Method]:
     defaults = TrackerConfig()
+    paper = dataclasses.replace(defaults, match_last_seen=False, hidden_velocity=False)
+    follow = dataclasses.replace(defaults, hidden_velocity=False)
     out = [
         Method("flow-OKS", lambda: Tracker(defaults), True, defaults),
         Method("OKS, no flow", lambda: Tracker(defaults), False, defaults),
+        Method("flow-OKS, warped only (paper)", lambda c=paper: Tracker(c), True, paper),
+        Method("flow-OKS, hidden follow flow", lambda c=follow: Tracker(c), True, follow),
         Method("box IoU", synthetic.IouTracker, False),
     ]
     for name, values in sweeps.items():

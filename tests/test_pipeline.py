@@ -79,6 +79,8 @@ def test_filter_output_thresholds():
     scores[0, :3] = 0.1
     out = filter_output(poses.replace(keypoint_scores=scores), PipelineConfig())
     assert len(out) == 1 and out.visible.sum() == 14
+    scores[0] = 0.1  # every joint below the threshold: the person goes
+    assert len(filter_output(poses.replace(keypoint_scores=scores), PipelineConfig())) == 0
     with pytest.raises(ValueError, match="unify_iou must lie in"):
         PipelineConfig(unify_iou=2)
 

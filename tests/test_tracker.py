@@ -182,3 +182,45 @@ def test_update_without_propagate_assumes_no_motion_and_double_propagate_is_an_e
 def test_config_validation(changes, message):
     with pytest.raises(ValueError, match=message):
         TrackerConfig(**changes)
+
+
+def _hidden_scene(occluder_velocity, walker_velocity, hidden=range(3, 7), frames=10):
+    """B stands (or walks) and is hidden for ``hidden`` frames behind an occluder region whose
+    pixels move at ``occluder_velocity``; elsewhere B's pixels move with B. Returns frames of
+    poses and flows (flow k: from frame k-1 to k)."""
+    poses, flows = [], [None]
+    for k in range(frames):
+        b = (200 + walker_velocity * k, 240)
+        poses.append(frame() if k in hidden else frame(person(*b)))
+        if k:
+            previous = person(200 + walker_velocity * (k - 1), 240)[0]
+            region = previous + np.array([-30, -30, 30, 30])
+            velocity = occluder_velocity if k in hidden else (walker_velocity, 0)
+            flows.append(constant_flow([(region, velocity)]))
+    return poses, flows
+
+
+def test_a_hidden_person_is_not_dragged_away_by_the_occluders_flow():
+    # B stands still; while hidden the flow at B's joints is an occluder passing at 25 px/frame
+    poses, flows = _hidden_scene(occluder_velocity=(25, 0), walker_velocity=0)
+    ours = run(Tracker(), poses, flows)
+    assert ours[-1] == [0]
+    paper = TrackerConfig(match_last_seen=False, hidden_velocity=False)
+    assert run(Tracker(paper), poses, flows)[-1] == [1]  # dragged 100 px away: a new id
+
+
+def test_a_hidden_person_keeps_moving_with_their_own_velocity():
+    # B walks at 15 px/frame behind a still pillar (flow 0 there) for 4 frames: 60 px further on
+    poses, flows = _hidden_scene(occluder_velocity=(0, 0), walker_velocity=15)
+    assert run(Tracker(), poses, flows)[-1] == [0]
+    last_seen_only = TrackerConfig(hidden_velocity=False)
+    assert run(Tracker(last_seen_only), poses, flows)[-1] == [1]
+
+
+def test_median_motion():
+    from posetrack.tracker import median_motion
+
+    before = np.zeros((2, 3, 2), np.float32)
+    after = before + np.array([[[1, 0], [2, 0], [30, 0]], [[5, 5], [5, 5], [5, 5]]], np.float32)
+    usable = np.array([[True, True, True], [False, False, False]])
+    np.testing.assert_allclose(median_motion(before, after, usable), [[2, 0], [0, 0]])
