@@ -167,34 +167,50 @@ def run_pipeline(frames_iter, file_names, detect, estimate, flow, sync, config, 
 
 
 def ours(args, video, detect, estimate, flow, sync, config, out_path, frames):
+    """Our pipeline as ``posetrack run`` wires it; frames decoded ahead in a thread."""
     with open_frames(video) as source:  # decodes ahead in a thread
         return run_pipeline(itertools.islice(source, frames), source.file_names, detect, estimate,
                             flow, sync, config, out_path)
 
 
 def naive(args, video, detect, estimate, flow, sync, config, out_path, frames):
+    """The naive baseline: the same loop, frames decoded in it."""
     names = [f"{i:06d}.jpg" for i in range(frames)]
     return run_pipeline(decode_in_loop(video, frames), names, detect, estimate, flow, sync,
                         config, out_path)
 
 
-def repeat(run, repeats: int, frames: int) -> dict:
-    """Median fps over ``repeats`` runs and the stage times of the median run."""
-    runs = []
-    for _ in range(repeats):
-        load = os.getloadavg()[0]
-        seconds, stages, count = run(frames)
-        runs.append({"fps": count / seconds, "stages_ms": stages, "frames": count,
-                     "load_avg_1min": load})
-    runs.sort(key=lambda r: r["fps"])
-    middle = runs[len(runs) // 2]
-    return {"fps": middle["fps"], "stages_ms": middle["stages_ms"], "frames": middle["frames"],
-            "fps_runs": [r["fps"] for r in runs], "load_avg_1min": [r["load_avg_1min"] for r in runs]}
+def interleaved(methods: dict, repeats: int, frames: int, after_first=None) -> dict:
+    """Run every method ``repeats`` times, round-robin (ours, naive, yolo, ours, ...), so a change
+    in the machine's load hits all of them alike; per method: the median-fps run's numbers.
+
+    ``methods``: name -> ``run(frames) -> (seconds, stage ms per frame or None, frames, extra)``.
+    ``after_first(name)`` is called after each method's first run (memory readings).
+    """
+    runs = {name: [] for name in methods}
+    for round_ in range(repeats):
+        for name, run in methods.items():
+            load = os.getloadavg()[0]
+            seconds, stages, count, extra = run(frames)
+            runs[name].append({"fps": count / seconds, "stages_ms": stages, "frames": count,
+                               "load_avg_1min": load, **extra})
+            if round_ == 0 and after_first is not None:
+                after_first(name)
+    summary = {}
+    for name, results in runs.items():
+        ordered = sorted(results, key=lambda r: r["fps"])
+        middle = dict(ordered[len(ordered) // 2])
+        middle["fps_runs"] = [r["fps"] for r in results]
+        middle["load_avg_1min"] = [r["load_avg_1min"] for r in results]
+        if middle["stages_ms"] is None:
+            del middle["stages_ms"]
+        summary[name] = middle
+    return summary
 
 
-def yolo_pose_bytetrack(video: Path, frames: int, warmup: int, detections, min_score: float,
-                        device: str, repeats: int) -> dict:
-    """ultralytics YOLO-pose + ByteTrack on the same frames (see the module docstring)."""
+def yolo_pose_bytetrack(video: Path, warmup: int, detections, min_score: float, device: str):
+    """ultralytics YOLO-pose + ByteTrack (see the module docstring), warmed up; returns
+    ``run(frames)`` for :func:`interleaved`, or the reason it cannot run (a string)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
@@ -202,7 +218,7 @@ def yolo_pose_bytetrack(video: Path, frames: int, warmup: int, detections, min_s
         import lap  # noqa: F401  (ByteTrack's assignment; ultralytics would try to pip-install it)
         from ultralytics import YOLO
     except ImportError as err:
-        return {"skipped": f"{err} (pip install lap ultralytics)"}
+        return f"{err} (pip install lap ultralytics)"
 
     current = {"boxes": torch.zeros((0, 6))}
 
@@ -218,38 +234,26 @@ def yolo_pose_bytetrack(video: Path, frames: int, warmup: int, detections, min_s
         return torch.from_numpy(np.concatenate([
             found.boxes_xyxy, found.scores[:, None], np.zeros((len(found), 1))], axis=1).astype(np.float32))
 
-    images = [image for _, image in decode_in_loop(video, max(frames, warmup))]
-    runs = []
-    for run in range(repeats):
-        model = YOLO("yolo11n-pose.yaml")  # random weights, built offline; fresh tracker state
-        model.add_callback("on_predict_postprocess_end", real_people)  # runs before ByteTrack's
-        for index in range(warmup):
-            current["boxes"] = boxes_of(index)
-            model.track(images[index], persist=True, tracker="bytetrack.yaml", verbose=False,
-                        device=device)
+    model = YOLO("yolo11n-pose.yaml")  # random weights, built offline
+    model.add_callback("on_predict_postprocess_end", real_people)  # runs before ByteTrack's
+    for index, image in decode_in_loop(video, warmup):
+        current["boxes"] = boxes_of(index)
+        model.track(image, persist=True, tracker="bytetrack.yaml", verbose=False, device=device)
+
+    def run(frames):
         model.predictor.trackers[0].reset()
         tracked = 0
-        load = os.getloadavg()[0]
-        capture = cv2.VideoCapture(str(video))  # decoded in the loop, as a user's script would
         start = time.perf_counter()
-        for index in range(frames):
-            ok, image = capture.read()
-            if not ok:
-                break
+        count = 0
+        for index, image in decode_in_loop(video, frames):  # decoded in the loop, as a user's script
             current["boxes"] = boxes_of(index)
             result = model.track(image, persist=True, tracker="bytetrack.yaml", verbose=False,
                                  device=device)[0]
             tracked += len(result.boxes)
+            count += 1
         seconds = time.perf_counter() - start
-        capture.release()
-        runs.append({"fps": frames / seconds, "people_per_frame": tracked / frames,
-                     "load_avg_1min": load})
-    runs.sort(key=lambda r: r["fps"])
-    middle = runs[len(runs) // 2]
-    return {"fps": middle["fps"], "fps_runs": [r["fps"] for r in runs],
-            "tracked_people_per_frame": middle["people_per_frame"],
-            "load_avg_1min": [r["load_avg_1min"] for r in runs],
-            "model": "yolo11n-pose (random weights), imgsz 640, ByteTrack defaults"}
+        return seconds, None, count, {"tracked_people_per_frame": tracked / max(count, 1)}
+    return run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,25 +376,46 @@ def main(argv=None) -> dict:
     }
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    print(f"warm-up: {args.warmup} frames; timing {args.frames} frames of {args.video.name}; "
-          f"load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
-    ours(args, args.video, detect, counting, flow, sync, config, folder / "warmup.json", args.warmup)
+    print(f"warm-up: {args.warmup} frames per method; timing {args.frames} frames of "
+          f"{args.video.name}, {args.repeats} round(s); load average {os.getloadavg()[0]:.2f}",
+          file=sys.stderr)
+
+    def run_ours(frames):
+        return ours(args, args.video, detect, counting, flow, sync, config, folder / "ours.json", frames) + ({},)
+
+    run_ours(args.warmup)
     counting.boxes = counting.calls = 0
-    result = repeat(lambda n: ours(args, args.video, detect, counting, flow, sync, config,
-                                   folder / "ours.json", n), args.repeats, args.frames)
-    result["pose_boxes_per_frame"] = counting.boxes / max(counting.calls, 1)
-    result["memory"] = {"host_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                        "gpu_peak_allocated_mb": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None}
-    report.update(result)
-    report["baselines"] = {}
+    methods = {"posetrack": run_ours}
+    skipped = {}
     if "naive" in baselines:
-        print("baseline: naive loop", file=sys.stderr)
         naive_flow = None if args.flow == "none" else make_flow(args.flow, device=device, scale=1.0)
         slow = naive_estimator(backend, layout, args.flip_test)
-        naive(args, args.video, detect, slow, naive_flow, sync, config, folder / "warmup.json", args.warmup)
-        report["baselines"]["naive"] = repeat(
-            lambda n: naive(args, args.video, detect, slow, naive_flow, sync, config,
-                            folder / "naive.json", n), args.repeats, args.frames)
+
+        def run_naive(frames):
+            return naive(args, args.video, detect, slow, naive_flow, sync, config,
+                         folder / "naive.json", frames) + ({},)
+        run_naive(args.warmup)
+        methods["naive"] = run_naive
+    if "yolo" in baselines:
+        run_yolo = yolo_pose_bytetrack(args.video, args.warmup, detections,
+                                       config.detection_min_score, device)
+        if isinstance(run_yolo, str):
+            skipped["yolo_pose_bytetrack"] = {"skipped": run_yolo}
+        else:
+            methods["yolo_pose_bytetrack"] = run_yolo
+    memory = {}
+
+    def read_memory(name):
+        if name == "posetrack":  # ours runs first: the peak so far is ours (and model loading)
+            memory["host_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            memory["gpu_peak_allocated_mb"] = (torch.cuda.max_memory_allocated(device) / 2**20
+                                               if cuda else None)
+
+    results = interleaved(methods, args.repeats, args.frames, read_memory)
+    report.update(results.pop("posetrack"))
+    report["pose_boxes_per_frame"] = counting.boxes / max(counting.calls, 1)
+    report["memory"] = memory
+    report["baselines"] = {**results, **skipped}
     if args.micro:
         print("micro-benchmark: pose stage vs network forward", file=sys.stderr)
         image = next(iter(decode_in_loop(args.video, 1)))[1]
@@ -398,11 +423,6 @@ def main(argv=None) -> dict:
         boxes = boxes[boxes.scores >= config.detection_min_score].boxes_xyxy
         report["micro"] = micro(estimator, image, boxes, args.micro_repeats)
         estimator.config = PoseEstimatorConfig(flip_test=args.flip_test)
-    if "yolo" in baselines:
-        print("baseline: YOLO-pose + ByteTrack", file=sys.stderr)
-        report["baselines"]["yolo_pose_bytetrack"] = yolo_pose_bytetrack(
-            args.video, args.frames, args.warmup, detections, config.detection_min_score,
-            device, args.repeats)
     for base in report["baselines"].values():
         if "fps" in base:
             base["ours_over_baseline"] = report["fps"] / base["fps"]
