@@ -132,15 +132,15 @@ def filter_output(poses: Poses, config: PipelineConfig) -> Poses:
     return poses[poses.visible.any(axis=1)]
 
 
-def track_frames(frames: Iterable, detect, estimate, flow, tracker: Tracker, config: PipelineConfig,
-                 times: StageTimes, on_frame: Callable | None = None) -> list[Poses]:
-    """Run the method over ``(index, image)`` pairs; returns each frame's tracked poses.
+def iter_tracked(frames: Iterable, detect, estimate, flow, tracker: Tracker,
+                 config: PipelineConfig, times: StageTimes):
+    """Run the method over ``(index, image)`` pairs, yielding ``(index, image, poses)`` per frame.
 
-    The returned poses are unfiltered (the tracker saw all of them); apply ``filter_output``
-    before writing evaluated output. ``on_frame(index, image, poses)`` is called after each frame
-    (progress, overlay drawing).
+    The poses are unfiltered (the tracker saw all of them); apply ``filter_output`` before
+    writing evaluated output. Nothing is kept between frames but the tracker's state, so hours of
+    video run in constant memory.
     """
-    results, previous = [], None
+    previous = None
     for index, image in times.iterate("decode", frames):
         with times("detect"):
             detections = detect(index, image)
@@ -154,8 +154,11 @@ def track_frames(frames: Iterable, detect, estimate, flow, tracker: Tracker, con
             poses = estimate(image, boxes)
         with times("match"):
             poses = tracker.update(pose_nms(poses, config.pose_nms_oks, config.output_joint_threshold))
-        results.append(poses)
+        yield index, image, poses
         previous = image
-        if on_frame is not None:
-            on_frame(index, image, poses)
-    return results
+
+
+def track_frames(frames: Iterable, detect, estimate, flow, tracker: Tracker, config: PipelineConfig,
+                 times: StageTimes) -> list[Poses]:
+    """``iter_tracked`` collected: each frame's tracked (unfiltered) poses."""
+    return [poses for _, _, poses in iter_tracked(frames, detect, estimate, flow, tracker, config, times)]

@@ -7,6 +7,7 @@ picks up where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 
 from .errors import PosetrackError
 from .formats import PoseTrackVideo, read_posetrack, video_from_frames, write_tracks
-from .pipeline import PipelineConfig, StageTimes, filter_output, track_frames
+from .pipeline import PipelineConfig, StageTimes, filter_output, iter_tracked
 from .tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -218,52 +219,38 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
     detect = _detect_fn(models, spec, detections_file, gt, 0.0)
     flow, estimate = stage_functions(models, spec.max_pose_batch)
     times = StageTimes(models.sync)
-    start = time.perf_counter()
-    writer = None
-    if render_path is not None:
-        from .render import OverlayVideoWriter
-
-        writer = OverlayVideoWriter(render_path, source.fps, source.size)
-    bar = tqdm(total=len(source), unit="frame", desc=input_path.name, disable=not progress, leave=False)
     smoother = None
     if smoothing is not None:
         from .smoothing import TrackSmoother
 
         smoother = TrackSmoother(smoothing, source.fps)
+    start = time.perf_counter()
     output = []
+    # On any error the overlay's temporary file is discarded and no tracks file is written.
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if render_path is not None:
+            from .render import OverlayVideoWriter, draw_poses
 
-    def on_frame(index, image, poses):
-        poses = filter_output(poses, pipeline)
-        if smoother is not None:
-            poses = smoother(poses, index)
-        output.append(poses)
-        if writer is not None:
-            from .render import draw_poses
-
-            writer.write(draw_poses(image, poses))
-        bar.update(1)
-
-    try:
-        if writer is not None:
-            writer.__enter__()
-        with source:
-            track_frames(source, detect, estimate, flow, Tracker(tracker), pipeline, times,
-                         on_frame)
+            writer = stack.enter_context(OverlayVideoWriter(render_path, source.fps, source.size))
+        stack.enter_context(source)
+        bar = stack.enter_context(tqdm(total=len(source), unit="frame", desc=input_path.name,
+                                       disable=not progress, leave=False))
+        for index, image, poses in iter_tracked(source, detect, estimate, flow, Tracker(tracker),
+                                                pipeline, times):
+            poses = filter_output(poses, pipeline)
+            if smoother is not None:
+                poses = smoother(poses, index)
+            output.append(poses)
+            if writer is not None:
+                writer.write(draw_poses(image, poses))
+            bar.update(1)
         if source.frames_read < len(source):
             log.warning("%s: only %d of %d frames could be decoded; the tracks cover those",
                         input_path, source.frames_read, len(source))
         if gt is not None and len(output) != len(gt.images):
             raise PosetrackError(f"{input_path}: decoded {len(output)} frames but {annotations} "
                                  f"has {len(gt.images)}; the output would not pair with it")
-        if writer is not None:
-            writer.__exit__(None, None, None)
-            writer = None
-    except BaseException as err:
-        if writer is not None:
-            writer.__exit__(type(err), err, err.__traceback__)
-        raise
-    finally:
-        bar.close()
     seconds = time.perf_counter() - start
 
     if gt is not None:

@@ -172,3 +172,23 @@ def test_real_clip_gives_one_long_track_per_person(tmp_path, shared_dir):
         centres = np.array([(p.boxes_xyxy[p.track_ids == track][0, :2] + p.boxes_xyxy[p.track_ids == track][0, 2:]) / 2
                             for p in video.poses if (p.track_ids == track).any()])
         assert np.ptp(centres[:, 0]) < 60, (track, np.ptp(centres, axis=0))
+
+
+def test_a_failure_mid_run_leaves_no_partial_outputs(assets, tmp_path):
+    from posetrack.frame import Poses
+    from posetrack.run import ModelSpec, Models, run_clip
+
+    def estimator(image, boxes):
+        estimator.calls += 1
+        if estimator.calls == 4:
+            raise RuntimeError("out of memory in frame 3")
+        return Poses.empty()
+    estimator.calls = 0
+
+    models = Models(estimator=estimator, flow=None, detector=None, device="cpu")
+    (tmp_path / "t.json").write_text("previous result")
+    with pytest.raises(RuntimeError, match="frame 3"):
+        run_clip(assets / "clip.mp4", tmp_path / "t.json", models, ModelSpec(), progress=False,
+                 detections_file=assets / "clip.json", render_path=tmp_path / "o.mp4")
+    assert (tmp_path / "t.json").read_text() == "previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
