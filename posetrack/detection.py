@@ -21,6 +21,7 @@ ultralytics (and torch) are imported only when a :class:`YoloDetector` is built.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,27 @@ def _sorted_by_score(detections: Detections) -> Detections:
 # ultralytics YOLO
 
 
+@contextlib.contextmanager
+def keep_thread_settings():
+    """Undo ultralytics' process-wide thread settings on leaving the block.
+
+    Importing ultralytics calls ``cv2.setNumThreads(0)``, and picking a CPU device calls
+    ``torch.set_num_threads(cpu_count - 1)``: on 2 cores that left the pose network and DIS flow
+    one thread each for the rest of the run (frames 1.4x slower, scripts/benchmark.py).
+    """
+    import cv2
+    import torch
+
+    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
+        if cv2.getNumThreads() != cv2_threads:
+            cv2.setNumThreads(cv2_threads)
+
+
 def _import_yolo():
     """Import ultralytics' YOLO class without its side effects on the rest of the process.
 
@@ -100,13 +122,16 @@ def _import_yolo():
       then tries to install and import pi-heif, raising ModuleNotFoundError instead of PIL's
       UnidentifiedImageError, which breaks posetrack's own frame reading) and ``torch.save``
       (a retrying wrapper). Both are put back; ultralytics needs neither to predict on arrays.
+    * Its thread settings are undone (see ``keep_thread_settings``).
     """
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     import torch
     from PIL import Image
-    from ultralytics import YOLO
-    from ultralytics.utils import patches
+
+    with keep_thread_settings():
+        from ultralytics import YOLO
+        from ultralytics.utils import patches
 
     for module, name, patched, original in ((Image, "open", "image_open", "_image_open"),
                                             (torch, "save", "torch_save", "_torch_save")):
@@ -163,10 +188,11 @@ class YoloDetector:
         if not images:
             return []
         c = self.config
-        results = self._yolo.predict(
-            images, conf=c.score_threshold, iou=c.nms_iou, imgsz=c.image_size,
-            max_det=c.max_detections, classes=[self.person_index], device=str(self.device),
-            half=self.half, verbose=False)
+        with keep_thread_settings():  # its first predict sets torch's thread count
+            results = self._yolo.predict(
+                images, conf=c.score_threshold, iou=c.nms_iou, imgsz=c.image_size,
+                max_det=c.max_detections, classes=[self.person_index], device=str(self.device),
+                half=self.half, verbose=False)
         return [self._detections(result) for result in results]
 
     @staticmethod

@@ -231,3 +231,25 @@ def test_precomputed_sample_asset(shared_dir):
     counts = [len(dets(None, i)) for i in range(5)]
     # assets README: 4-9 boxes >= 0.5 per frame, mean 7.8
     assert min(counts) == 4 and max(counts) == 9 and sum(counts) == 39
+
+
+def test_yolo_leaves_torch_and_opencv_thread_counts_alone(yolo_files):
+    """ultralytics sets torch's threads to cpu_count - 1 when it picks the CPU, and OpenCV's to 0
+    on import; the pose network and the flow would then run on fewer threads."""
+    import os
+
+    import cv2
+    import torch
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    wanted = 3 if (os.cpu_count() or 2) - 1 == 2 else 2  # a count ultralytics would not pick
+    torch.set_num_threads(wanted)
+    cv2.setNumThreads(2)
+    try:
+        detector = YoloDetector(str(yolo_files["person"]), SMALL)  # a fresh predictor
+        detector(_rng_image(64, 64))
+        assert torch.get_num_threads() == wanted
+        assert cv2.getNumThreads() == 2
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
