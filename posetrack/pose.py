@@ -445,7 +445,9 @@ class PoseEstimator:
                 heatmaps[n:], self.joint_layout.flip_permutation,
                 self.config.shift_flipped_heatmap)) * 0.5
         coords, scores = decode_heatmaps_torch(heatmaps)
-        coords, scores = coords.cpu().numpy(), scores.cpu().numpy()  # the one device->host sync
+        # the one device->host copy (and sync) of the frame: coordinates and scores together
+        decoded = torch.cat([coords, scores.unsqueeze(2)], dim=2).cpu().numpy()
+        coords, scores = decoded[..., :2], decoded[..., 2]
         heatmap_wh = (heatmaps.shape[3], heatmaps.shape[2])
         keypoints = transforms.heatmap_to_image(coords, centers, scales, heatmap_wh)
         return keypoints.astype(np.float32), scores.astype(np.float32)
