@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from posetrack import transforms
-from posetrack.detection import PrecomputedDetections
+from posetrack.detection import PrecomputedDetections, keep_thread_settings
 from posetrack.flow import make_flow
 from posetrack.formats import video_from_frames, write_tracks
 from posetrack.frame import NO_TRACK, Poses
@@ -216,7 +216,8 @@ def yolo_pose_bytetrack(video: Path, warmup: int, detections, min_score: float, 
     os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
     try:
         import lap  # noqa: F401  (ByteTrack's assignment; ultralytics would try to pip-install it)
-        from ultralytics import YOLO
+        with keep_thread_settings():  # else its import and device pick slow the other methods
+            from ultralytics import YOLO
     except ImportError as err:
         return f"{err} (pip install lap ultralytics)"
 
@@ -236,9 +237,10 @@ def yolo_pose_bytetrack(video: Path, warmup: int, detections, min_score: float, 
 
     model = YOLO("yolo11n-pose.yaml")  # random weights, built offline
     model.add_callback("on_predict_postprocess_end", real_people)  # runs before ByteTrack's
-    for index, image in decode_in_loop(video, warmup):
-        current["boxes"] = boxes_of(index)
-        model.track(image, persist=True, tracker="bytetrack.yaml", verbose=False, device=device)
+    with keep_thread_settings():  # the same threads as ours in the timed runs
+        for index, image in decode_in_loop(video, max(warmup, 1)):
+            current["boxes"] = boxes_of(index)
+            model.track(image, persist=True, tracker="bytetrack.yaml", verbose=False, device=device)
 
     def run(frames):
         model.predictor.trackers[0].reset()
@@ -427,6 +429,7 @@ def main(argv=None) -> dict:
         if "fps" in base:
             base["ours_over_baseline"] = report["fps"] / base["fps"]
     report["load_avg_1min_end"] = os.getloadavg()[0]
+    report["machine"]["threads_end"] = {"torch": torch.get_num_threads(), "cv2": cv2.getNumThreads()}
     print_report(report)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
