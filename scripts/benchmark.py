@@ -23,8 +23,8 @@ detections file keeps the person count real. Our speed is printed as a ratio to 
 
 ``--micro`` also times the pose stage alone (crops + network + decode, flip test on and off)
 against the bare network forward on the same batch of crops, and prints the overhead ratio.
-Needs the ``lap`` package for ultralytics' ByteTrack (``pip install lap``); without it that
-baseline is reported as skipped.
+Needs the ``lap`` package for ultralytics' ByteTrack (``pip install -e '.[bench]'``); without it
+that baseline is reported as skipped.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def yolo_pose_bytetrack(video: Path, warmup: int, detections, min_score: float, 
         with keep_thread_settings():  # else its import and device pick slow the other methods
             from ultralytics import YOLO
     except ImportError as err:
-        return f"{err} (pip install lap ultralytics)"
+        return f"{err} (pip install -e '.[bench]')"
 
     current = {"boxes": torch.zeros((0, 6))}
 
