@@ -32,6 +32,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .checks import require_count
 from .errors import PosetrackError
 
 FLOW_METHODS = ("dis", "raft-small", "raft-large", "none")
@@ -160,8 +161,7 @@ class RaftConfig:
 
     def __post_init__(self):
         _check_scale(self.scale)
-        if not isinstance(self.num_flow_updates, int) or self.num_flow_updates < 1:
-            raise ValueError(f"num_flow_updates must be an integer >= 1, got {self.num_flow_updates!r}")
+        require_count(self, "num_flow_updates")
 
 
 class RaftFlow:

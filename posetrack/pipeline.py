@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .checks import require_fraction
 from .frame import Detections, Poses
 from .geometry import box_area, nms, suppress_by_similarity
 from .oks import oks_matrix
@@ -57,11 +58,8 @@ class PipelineConfig:
         "more of them wrong.")})
 
     def __post_init__(self):
-        for name in ("detection_min_score", "unify_iou", "pose_nms_oks", "output_box_threshold",
-                     "output_joint_threshold"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        require_fraction(self, "detection_min_score", "unify_iou", "pose_nms_oks",
+                         "output_box_threshold", "output_joint_threshold")
 
 
 class StageTimes:
