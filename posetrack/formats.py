@@ -19,6 +19,7 @@ import numpy as np
 from .errors import FormatError
 from .fileio import atomic_write, read_json, write_json
 from .frame import NO_TRACK, Detections, Poses
+from .geometry import boxes_from_keypoints
 from .joints import NUM_JOINTS, POSETRACK17
 
 MAX_TRACK_ID = 10000  # the official evaluator offsets ids by 10000 x sequence index
@@ -156,8 +157,7 @@ def _people_2018_batch(annotations_json, row_of_id, num_images):
         return None
     keypoints = triples[:, :, :2].copy()
     keypoints[(triples == 0).all(axis=2)] = np.nan  # (0, 0, 0) is the only "absent" marker
-    whole = np.where(np.isnan(keypoints).any(axis=2, keepdims=True), np.nan, keypoints)
-    tight = np.concatenate([np.fmin.reduce(whole, axis=1), np.fmax.reduce(whole, axis=1)], axis=1)
+    tight = boxes_from_keypoints(keypoints, enlarge=0.0)
     boxes = np.where(np.isnan(boxes).all(axis=1, keepdims=True), tight, boxes)
     order = np.argsort(rows, kind="stable")
     ends = np.cumsum(np.bincount(rows, minlength=num_images))
@@ -313,8 +313,8 @@ def _numbers(path, where, key, value) -> np.ndarray:
 def _xywh_box(path, where, key, value) -> np.ndarray:
     if value is None or (isinstance(value, list) and not value):
         return np.full(4, np.nan, np.float32)
-    x, y, w, h = _check_len(path, where, key, _numbers(path, where, key, value), 4)
-    return np.array([x, y, x + w, y + h], np.float32)
+    box = _check_len(path, where, key, _numbers(path, where, key, value), 4)
+    return _xywh_to_xyxy(box.reshape(1, 4))[0]
 
 
 def _check_len(path, where, key, array, n):
@@ -324,10 +324,8 @@ def _check_len(path, where, key, array, n):
 
 
 def _tight_box(keypoints) -> np.ndarray:
-    present = keypoints[~np.isnan(keypoints).any(axis=1)]
-    if len(present) == 0:
-        return np.full(4, np.nan, np.float32)
-    return np.concatenate([present.min(axis=0), present.max(axis=0)]).astype(np.float32)
+    """(J, 2) -> (4,) the extent of one person's present joints; NaN without any."""
+    return boxes_from_keypoints(keypoints[None], enlarge=0.0)[0]
 
 
 # ---------------------------------------------------------------------------------------------

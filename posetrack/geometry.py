@@ -65,7 +65,8 @@ def suppress_by_similarity(similarity: np.ndarray, scores: np.ndarray, threshold
 
 
 def boxes_from_keypoints(keypoints_xy: np.ndarray, enlarge: float = 0.15) -> np.ndarray:
-    """The box around each person's present joints, enlarged about its centre.
+    """The box around each person's present joints, enlarged about its centre (with
+    ``enlarge=0``, exactly the joints' extent).
 
     Args:
         keypoints_xy: (N, J, 2) pixels; NaN for absent joints.
@@ -84,8 +85,8 @@ def boxes_from_keypoints(keypoints_xy: np.ndarray, enlarge: float = 0.15) -> np.
     points = keypoints_xy[has_any]
     low = np.nanmin(points, axis=1)
     high = np.nanmax(points, axis=1)
-    centre, half = (low + high) / 2, (high - low) / 2 * (1 + enlarge)
-    boxes[has_any] = np.concatenate([centre - half, centre + half], axis=1)
+    margin = (high - low) * (enlarge / 2)
+    boxes[has_any] = np.concatenate([low - margin, high + margin], axis=1)
     return boxes
 
 

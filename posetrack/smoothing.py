@@ -20,6 +20,7 @@ import numpy as np
 from .checks import require_non_negative
 from .formats import PoseTrackVideo
 from .frame import NO_TRACK, Poses
+from .geometry import boxes_from_keypoints
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,6 @@ def smooth_tracks(video: PoseTrackVideo, config: SmoothingConfig = SmoothingConf
 def _person_heights(poses: Poses) -> np.ndarray:
     """(N,) box height in pixels, or the height of the joints' extent without a box; at least 1."""
     heights = poses.boxes_xyxy[:, 3] - poses.boxes_xyxy[:, 1]
-    ys = poses.keypoints_xy[..., 1]
-    present = ~np.isnan(ys)
-    extent = np.where(present, ys, -np.inf).max(axis=1, initial=-np.inf) \
-        - np.where(present, ys, np.inf).min(axis=1, initial=np.inf)
-    heights = np.where(np.isfinite(heights) & (heights > 0), heights, extent)
+    extent = boxes_from_keypoints(poses.keypoints_xy, enlarge=0.0)
+    heights = np.where(np.isfinite(heights) & (heights > 0), heights, extent[:, 3] - extent[:, 1])
     return np.where(np.isfinite(heights) & (heights > 1), heights, 1.0)
