@@ -128,13 +128,15 @@ def _open_clip(input_path: Path, annotations):
     return frames_for_posetrack(input_path, gt), gt
 
 
-def _detect_fn(models: Models, spec: ModelSpec, detections_file, gt: PoseTrackVideo | None, min_score):
+def _detect_fn(models: Models, detections_file, gt: PoseTrackVideo | None):
+    """``detect(index, image)``: the detector's boxes, or the file's boxes for that frame (by the
+    annotation file's image id when there is one, else by frame index)."""
     if detections_file is None:
         return lambda index, image: models.detector(image, index)
     from .detection import PrecomputedDetections
 
     image_ids = None if gt is None else [image.image_id for image in gt.images]
-    detections = PrecomputedDetections.from_file(detections_file, min_score, image_ids)
+    detections = PrecomputedDetections.from_file(detections_file, image_ids=image_ids)
     return lambda index, image: detections(image, index)
 
 
@@ -216,7 +218,7 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
     if not out_path.parent.is_dir():
         raise PosetrackError(f"{out_path}: the output folder {out_path.parent} does not exist")
     source, gt = _open_clip(input_path, annotations)
-    detect = _detect_fn(models, spec, detections_file, gt, 0.0)
+    detect = _detect_fn(models, detections_file, gt)
     flow, estimate = stage_functions(models, spec.max_pose_batch)
     times = StageTimes(models.sync)
     smoother = None
