@@ -26,17 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
+from posetrack.evaluation.assign import PCKH_THRESHOLD
+from posetrack.evaluation.load import head_sizes_from_boxes
 from posetrack.formats import read_posetrack
 from posetrack.frame import Detections
+from posetrack.geometry import box_area
 from posetrack.joints import POSETRACK17
+from posetrack.oks import oks_matrix
 from posetrack.pose import load_pose_estimator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets"
 DEFAULT_MODEL = SHARED / "models" / "mobilenetv2_simplepose_coco17_256x192.onnx"
 DEFAULT_SAMPLE = SHARED / "posetrack18_sample"
 SHARED_SLOTS = [0] + list(range(5, 17))  # nose + 12 limb joints, POSETRACK17 slots
-HEAD_SIZE_FACTOR = 0.6  # poseval: head size = 0.6 x head-box diagonal
-PCKH_THRESHOLD = 0.5
 
 
 @dataclass
@@ -59,7 +61,7 @@ class PckhResult:
 
 def pckh_hits(pred_xy: np.ndarray, gt_xy: np.ndarray, head_boxes_xyxy: np.ndarray) -> np.ndarray:
     """(N, J, 2), (N, J, 2), (N, 4) -> (N, J) bool: within 0.5 head size; NaN GT never counts."""
-    head = HEAD_SIZE_FACTOR * np.linalg.norm(head_boxes_xyxy[:, 2:] - head_boxes_xyxy[:, :2], axis=1)
+    head = head_sizes_from_boxes(head_boxes_xyxy)
     distance = np.linalg.norm(pred_xy - gt_xy, axis=2)
     with np.errstate(invalid="ignore"):
         return distance <= PCKH_THRESHOLD * head[:, None]
@@ -68,11 +70,10 @@ def pckh_hits(pred_xy: np.ndarray, gt_xy: np.ndarray, head_boxes_xyxy: np.ndarra
 def person_oks(pred_xy: np.ndarray, gt_xy: np.ndarray, boxes_xyxy: np.ndarray,
                sigmas: np.ndarray) -> np.ndarray:
     """(N, J, 2), (N, J, 2), (N, 4), (J,) -> (N,) OKS over each person's labelled joints."""
-    area = np.prod(boxes_xyxy[:, 2:] - boxes_xyxy[:, :2], axis=1)
-    d2 = np.sum((pred_xy - gt_xy) ** 2, axis=2)
-    similarity = np.exp(-d2 / (2 * area[:, None] * (2 * sigmas[None]) ** 2))
     labelled = ~np.isnan(gt_xy).any(axis=2)
-    return np.array([similarity[i][labelled[i]].mean() for i in range(len(gt_xy))])
+    predicted = ~np.isnan(pred_xy).any(axis=2)
+    return oks_matrix(gt_xy, labelled, pred_xy, predicted, box_area(boxes_xyxy), sigmas,
+                      over="both").diagonal()
 
 
 def evaluate(model, sample_dir, flip_test: bool = True, device: str = "cpu",
