@@ -1,9 +1,14 @@
 """Optical flow between consecutive frames, one interface for every method::
 
-    flow = estimator(prev_bgr, next_bgr)   # (H, W, 2) float32
+    field = estimator.field(prev_bgr, next_bgr)   # kept as computed: small, on its device
+    motion = field.displacements(points_xy)       # (..., 2) float32, frame pixels, on the host
+    flow = estimator(prev_bgr, next_bgr)          # (H, W, 2) float32 full-size copy (display)
 
 ``flow[y, x] = (dx, dy)``: the pixel at (x, y) in ``prev`` moves to (x + dx, y + dy) in ``next``,
-in pixels of the full frame, at the full frame's size, whatever resolution the method worked at.
+in pixels of the full frame. The tracker only needs the motion at about 17 joints per person, so
+the pipeline asks for ``field``: the flow stays at the resolution it was computed at, on the device
+it was computed on, and only the sampled displacements reach the host (a full-size 1080p field is
+16.6 MB per frame; 20 people's joints are 2.7 kB).
 
 Methods (``make_flow`` builds one by name):
 
@@ -13,8 +18,9 @@ Methods (``make_flow`` builds one by name):
   non-rigid motion, but seconds per frame on a CPU: meant for a GPU.
 * ``none``: zero flow (identity motion): tracking by pose position alone.
 
-Every method computes at a processing *scale* (0.5: half width and height) and resizes the field
-back, multiplying the vectors by the size ratio. The pipeline samples the flow at joint positions
+Every method computes at a processing *scale* (0.5: half width and height); the full-size copy
+resizes the field back, multiplying the vectors by the size ratio, and sampling a field reads it
+at the same positions without that copy (``geometry.sample_flow``). The pipeline samples the flow at joint positions
 only, so fine detail matters little: half resolution costs a fraction of a pixel of accuracy at
 joints and saves about 3/4 of the time; very small people (a few tens of pixels tall) are where a
 lower scale starts to lose them.
@@ -34,6 +40,7 @@ import numpy as np
 
 from .checks import require_count
 from .errors import PosetrackError
+from .geometry import sample_flow
 
 FLOW_METHODS = ("dis", "raft-small", "raft-large", "none")
 DIS_PRESETS = {
@@ -51,6 +58,82 @@ class FlowEstimator(Protocol):
     """What the pipeline calls; see the module docstring."""
 
     def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray: ...
+
+    def field(self, prev_bgr, next_bgr): ...
+
+
+class HostFlowField:
+    """A flow field on the host at the resolution it was computed at.
+
+    Args:
+        flow: (h, w, 2) float32 displacement in the field's own pixels.
+        frame_size_hw: (H, W) of the frames it describes.
+    """
+
+    def __init__(self, flow: np.ndarray, frame_size_hw: tuple[int, int]):
+        self.flow = flow
+        self.frame_size_hw = tuple(frame_size_hw)
+
+    def displacements(self, points_xy: np.ndarray) -> np.ndarray:
+        """(..., 2) frame pixels -> (..., 2) float32 motion in frame pixels (bilinear)."""
+        return sample_flow(self.flow, points_xy, self.frame_size_hw)
+
+    def dense(self) -> np.ndarray:
+        """The (H, W, 2) full-size field (for display or export; the tracker never needs it)."""
+        return _to_full_size(self.flow, *self.frame_size_hw)
+
+
+class DeviceFlowField:
+    """A flow field kept where it was computed (a torch tensor, e.g. on the GPU).
+
+    ``displacements`` samples it there (``grid_sample``: bilinear, border values outside, the
+    same rule as ``geometry.sample_flow``) and copies only the sampled vectors to the host.
+
+    Args:
+        flow: (2, h, w) float tensor in the field's own pixels (a view into a padded field is
+            fine).
+        frame_size_hw: (H, W) of the frames it describes.
+    """
+
+    def __init__(self, flow, frame_size_hw: tuple[int, int]):
+        self.flow = flow
+        self.frame_size_hw = tuple(frame_size_hw)
+
+    def displacements(self, points_xy: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        points = np.asarray(points_xy, dtype=np.float32)
+        flat = points.reshape(-1, 2)
+        if len(flat) == 0:
+            return np.zeros(points.shape, np.float32)
+        (frame_h, frame_w), (h, w) = self.frame_size_hw, self.flow.shape[1:]
+        # frame pixel x -> normalised (2x + 1) / W - 1, which align_corners=False puts at field
+        # coordinate (x + 0.5) w / W - 0.5: the pixel-centre alignment of sample_flow
+        grid = (np.nan_to_num(flat) * 2 + 1) / np.array([frame_w, frame_h], np.float32) - 1
+        grid = torch.from_numpy(grid.astype(np.float32)).to(self.flow.device).view(1, 1, -1, 2)
+        with torch.inference_mode():
+            sampled = F.grid_sample(self.flow[None].float(), grid, mode="bilinear",
+                                    padding_mode="border", align_corners=False)[0, :, 0]
+            sampled = sampled * torch.tensor([[frame_w / w], [frame_h / h]], device=sampled.device)
+            motion = sampled.t().cpu().numpy()  # the frame's one copy of the flow to the host
+        motion[np.isnan(flat).any(axis=1)] = np.nan
+        return motion.reshape(points.shape)
+
+    def dense(self) -> np.ndarray:
+        """The (H, W, 2) full-size field on the host (for display; a large copy)."""
+        import torch
+        import torch.nn.functional as F
+
+        (frame_h, frame_w), (h, w) = self.frame_size_hw, self.flow.shape[1:]
+        with torch.inference_mode():
+            flow = self.flow[None].float()
+            if (h, w) != (frame_h, frame_w):
+                flow = F.interpolate(flow, size=(frame_h, frame_w), mode="bilinear",
+                                     align_corners=False)
+                flow = flow * torch.tensor([frame_w / w, frame_h / h],
+                                           device=flow.device).view(1, 2, 1, 1)
+            return flow[0].permute(1, 2, 0).cpu().numpy()
 
 
 def _check_pair(prev, next_):
@@ -81,8 +164,11 @@ class NoFlow:
     """Zero motion everywhere: a track's joints stay where they were."""
 
     def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray:
+        return self.field(prev_bgr, next_bgr).dense()
+
+    def field(self, prev_bgr, next_bgr) -> HostFlowField:
         _check_pair(prev_bgr, next_bgr)
-        return np.zeros(prev_bgr.shape[:2] + (2,), np.float32)
+        return HostFlowField(np.zeros((1, 1, 2), np.float32), prev_bgr.shape[:2])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,6 +203,10 @@ class DisFlow:
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[config.preset])
 
     def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray:
+        return self.field(prev_bgr, next_bgr).dense()
+
+    def field(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> HostFlowField:
+        """The flow at the processing scale, (h, w, 2) in its own pixels (no full-size copy)."""
         _check_pair(prev_bgr, next_bgr)
         height, width = prev_bgr.shape[:2]
         small_h, small_w = _scaled_size(height, width, self.config.scale)
@@ -126,8 +216,7 @@ class DisFlow:
             if (small_h, small_w) != (height, width):
                 gray = cv2.resize(gray, (small_w, small_h), interpolation=cv2.INTER_AREA)
             grays.append(gray)
-        flow = self._dis.calc(grays[0], grays[1], None)
-        return _to_full_size(flow, height, width)
+        return HostFlowField(self._dis.calc(grays[0], grays[1], None), (height, width))
 
 
 def _to_full_size(flow: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -206,28 +295,38 @@ class RaftFlow:
     _prepared = (None, None)  # (frame object, its network input) of the last call's next_bgr
 
     def __call__(self, prev_bgr, next_bgr) -> np.ndarray:
-        return self.flow_tensor(prev_bgr, next_bgr).permute(1, 2, 0).float().cpu().numpy()
+        return self.field(prev_bgr, next_bgr).dense()
 
-    def flow_tensor(self, prev_bgr, next_bgr):
-        """The flow as a (2, H, W) float32 tensor on the model's device (no copy to the host)."""
-        import torch
-        import torch.nn.functional as F
-
-        _check_pair(prev_bgr, next_bgr)
+    def field(self, prev_bgr, next_bgr) -> DeviceFlowField:
+        """The flow at the processing scale, on the model's device (no copy to the host)."""
         height, width = prev_bgr.shape[:2]
+        return DeviceFlowField(self.fields([prev_bgr, next_bgr])[0], (height, width))
+
+    def fields(self, frames) -> list:
+        """The flows between consecutive frames of ``frames`` (K + 1 frames -> K flows), as
+        (2, h, w) float32 tensors at the processing scale, on the model's device.
+
+        All K pairs go through the network as one batch, and each frame is prepared (uploaded,
+        normalised, resized) once although it belongs to two pairs.
+        """
+        import torch
+
+        frames = list(frames)
+        if len(frames) < 2:
+            return []
+        for prev, next_ in zip(frames, frames[1:]):
+            _check_pair(prev, next_)
+        height, width = frames[0].shape[:2]
         small_h, small_w = _scaled_size(height, width, self.config.scale)
         with torch.inference_mode():
-            first = self._network_input(prev_bgr, (small_h, small_w))
-            second = self._network_input(next_bgr, (small_h, small_w))
-            self._prepared = (next_bgr, second) if isinstance(next_bgr, torch.Tensor) else (None, None)
+            prepared = [self._network_input(frame, (small_h, small_w)) for frame in frames]
+            last = frames[-1]
+            self._prepared = (last, prepared[-1]) if isinstance(last, torch.Tensor) else (None, None)
+            first, second = torch.cat(prepared[:-1]), torch.cat(prepared[1:])
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
                 flow = final_raft_flow(self.model, first, second, self.config.num_flow_updates)
             flow = flow[:, :, :small_h, :small_w].float()
-            if (small_h, small_w) != (height, width):
-                flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
-                flow[:, 0] *= width / small_w
-                flow[:, 1] *= height / small_h
-        return flow[0]
+        return list(flow)
 
     def _network_input(self, image_bgr, small_hw):
         """(H, W, 3) uint8 BGR -> (1, 3, h', w') RGB in [-1, 1] at the processing size, padded."""

@@ -90,34 +90,65 @@ def boxes_from_keypoints(keypoints_xy: np.ndarray, enlarge: float = 0.15) -> np.
     return boxes
 
 
-def propagate_points(points_xy: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Move points by a dense optical-flow field.
+def sample_flow(flow: np.ndarray, points_xy: np.ndarray,
+                frame_size_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """The motion of frame points, read from a flow field at the resolution it was computed at.
 
     Args:
-        points_xy: (..., 2) pixel positions in the first frame; NaN points stay NaN.
-        flow: (H, W, 2) displacement (dx, dy) in pixels from the first frame to the second,
-            sampled at pixel centres (flow[y, x] is the motion of pixel (x, y)).
+        flow: (h, w, 2) displacement (dx, dy) in the field's own pixels, sampled at pixel centres
+            (``flow[y, x]`` is the motion of field pixel (x, y)), covering the whole frame.
+        points_xy: (..., 2) positions in frame pixels; NaN points get NaN motion.
+        frame_size_hw: (H, W) of the frame; None: the field's own size (a full-size field).
 
     Returns:
-        (..., 2) float32 positions in the second frame. The flow is sampled bilinearly; a point
-        outside the image takes the flow at the nearest border pixel (the image border moves with
-        the scene around it), so people partly out of view keep moving with it.
+        (..., 2) float32 displacement in frame pixels. A frame point (x, y) lies at
+        ((x + 0.5) w / W - 0.5, (y + 0.5) h / H - 0.5) in the field (pixel centres aligned, as a
+        bilinear resize maps them); the field is read there bilinearly and the vector scaled by
+        (W / w, H / h). A point outside the field takes the value at the nearest border pixel
+        (the image border moves with the scene around it). For a full-size field this is plain
+        bilinear sampling; for a smaller one it matches sampling the field resized to the frame
+        (``cv2.resize``, linear) at whole pixels, without making that full-size copy.
     """
     points = np.asarray(points_xy, dtype=np.float32)
     flow = np.asarray(flow, dtype=np.float32)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f"flow must have shape (H, W, 2), got {flow.shape}")
     height, width = flow.shape[:2]
-    flat = points.reshape(-1, 2)
+    frame_h, frame_w = (height, width) if frame_size_hw is None else frame_size_hw
+    sx, sy = width / frame_w, height / frame_h
+    flat = points.reshape(-1, 2).astype(np.float64)
     valid = ~np.isnan(flat).any(axis=1)
-    x = np.clip(flat[valid, 0], 0, width - 1)
-    y = np.clip(flat[valid, 1], 0, height - 1)
+    x = np.clip((flat[valid, 0] + 0.5) * sx - 0.5, 0, width - 1)
+    y = np.clip((flat[valid, 1] + 0.5) * sy - 0.5, 0, height - 1)
     x0 = np.minimum(np.floor(x).astype(np.int64), max(width - 2, 0))
     y0 = np.minimum(np.floor(y).astype(np.int64), max(height - 2, 0))
     x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
     fx, fy = (x - x0)[:, None], (y - y0)[:, None]
     motion = (flow[y0, x0] * (1 - fx) * (1 - fy) + flow[y0, x1] * fx * (1 - fy)
               + flow[y1, x0] * (1 - fx) * fy + flow[y1, x1] * fx * fy)
-    moved = flat.copy()
-    moved[valid] += motion
-    return moved.reshape(points.shape)
+    out = np.full(flat.shape, np.nan, np.float32)
+    out[valid] = motion * np.array([1 / sx, 1 / sy])
+    return out.reshape(points.shape)
+
+
+def propagate_points(points_xy: np.ndarray, flow) -> np.ndarray:
+    """Move points by an optical-flow field.
+
+    Args:
+        points_xy: (..., 2) pixel positions in the first frame; NaN points stay NaN.
+        flow: (H, W, 2) displacement (dx, dy) in pixels from the first frame to the second, at
+            the frame's size (see ``sample_flow``); or a flow-field object with
+            ``displacements(points_xy) -> (..., 2)`` (``posetrack.flow``: a field kept at the
+            resolution and on the device it was computed at, read only at the points).
+
+    Returns:
+        (..., 2) float32 positions in the second frame. The flow is sampled bilinearly; a point
+        outside the image takes the flow at the nearest border pixel, so people partly out of
+        view keep moving with the scene.
+    """
+    points = np.asarray(points_xy, dtype=np.float32)
+    if isinstance(flow, np.ndarray):
+        motion = sample_flow(flow, points)
+    else:
+        motion = np.asarray(flow.displacements(points), dtype=np.float32).reshape(points.shape)
+    return np.where(np.isnan(points), points, points + motion).astype(np.float32)

@@ -8,7 +8,9 @@ The loop takes its stages as plain callables, so any detector, pose model or flo
 fake in a test) plugs in:
 
 * ``detect(index, image) -> Detections``: person boxes of frame ``index``;
-* ``flow(previous_image, image) -> (H, W, 2)`` displacement, or ``flow=None`` for no motion;
+* ``flow(previous_image, image)`` -> the flow between them: an (H, W, 2) displacement or a flow
+  field that the tracker reads at the joints only (``FlowEstimator.field``), or ``flow=None``
+  for no motion;
 * ``estimate(image, detections) -> Poses``: keypoints for every box, one batch per frame.
 
 Images are (H, W, 3) uint8 BGR arrays, as OpenCV decodes them.

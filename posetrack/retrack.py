@@ -42,9 +42,10 @@ def retrack(video: PoseTrackVideo, config: TrackerConfig = TrackerConfig(),
     return PoseTrackVideo(video.images, tracked, video.head_boxes_xyxy, video.format)
 
 
-def flows_between_frames(frames, flow_model) -> Iterable[np.ndarray | None]:
-    """Yield None for the first frame, then the flow from each frame to the next."""
+def flows_between_frames(frames, flow_model) -> Iterable:
+    """Yield None for the first frame, then the flow field from each frame to the next (kept at
+    the resolution it was computed at; the tracker samples it at the joints)."""
     previous = None
     for _, image in frames:
-        yield None if previous is None else flow_model(previous, image)
+        yield None if previous is None else flow_model.field(previous, image)
         previous = image

@@ -184,10 +184,13 @@ class DeviceFrames:
 
 
 def stage_functions(models: Models, max_pose_batch: int):
-    """``(flow, estimate)`` for ``track_frames``: on a GPU with a flow that takes device frames
-    (RAFT), both get the frame's one device copy; otherwise the models as they are."""
-    flow, estimate = models.flow, batched_estimate(models.estimator, max_pose_batch)
-    if flow is None or not str(models.device).startswith("cuda") or not hasattr(flow, "flow_tensor"):
+    """``(flow, estimate)`` for ``track_frames``. The flow gives flow-field objects, kept at the
+    resolution and on the device they were computed at (``flow.field``; the tracker samples them
+    at the joints, so no full-size field reaches the host). On a GPU with a flow that takes device
+    frames (RAFT), flow and pose crops share the frame's one device copy."""
+    flow = None if models.flow is None else models.flow.field
+    estimate = batched_estimate(models.estimator, max_pose_batch)
+    if flow is None or not str(models.device).startswith("cuda") or not hasattr(models.flow, "fields"):
         return flow, estimate
     upload = DeviceFrames(models.device)
     return (lambda previous, image: flow(upload(previous), upload(image)),

@@ -112,8 +112,9 @@ class Tracker:
         """Advance to the next frame, warping every kept track's joints by ``flow``.
 
         Args:
-            flow: (H, W, 2) displacement from the previous frame to this one, or None for no
-                motion (no frames available, or the first frame).
+            flow: (H, W, 2) displacement from the previous frame to this one, a flow field
+                (``posetrack.flow``: read only at the joints), or None for no motion (no frames
+                available, or the first frame).
 
         Returns:
             Boxes of the warped poses of tracks seen in the previous frame whose mean joint score

@@ -237,3 +237,76 @@ def test_raft_takes_device_tensors_and_prepares_each_frame_once(monkeypatch, raf
     np.testing.assert_allclose(second, estimator(frames[1], frames[2]), atol=1e-5)
     with pytest.raises(ValueError, match="uint8"):
         estimator(tensors[0].float(), tensors[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Flow fields: kept as computed, read at the joints
+
+
+def _smooth_field(height, width, seed=0, sigma=2.0):
+    """A smooth random (h, w, 2) field (a few pixels of motion varying over a few field pixels)."""
+    noise = np.random.default_rng(seed).normal(0, 4, (height, width, 2)).astype(np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), sigma)
+
+
+def test_sampling_a_small_field_equals_sampling_its_full_size_copy_at_pixels():
+    small = _smooth_field(30, 40)
+    field = flow_module.HostFlowField(small, (240, 320))
+    full = field.dense()
+    assert full.shape == (240, 320, 2)
+    rng = np.random.default_rng(1)
+    # whole pixels, including the border and beyond it (clamped)
+    points = np.stack([rng.integers(-5, 325, 200), rng.integers(-5, 245, 200)], axis=1)
+    inside = np.clip(points, 0, [319, 239])
+    np.testing.assert_allclose(field.displacements(points.astype(np.float32)),
+                               full[inside[:, 1], inside[:, 0]], atol=1e-3)
+
+
+def test_sampled_field_moves_points_like_the_full_size_field_and_keeps_nan():
+    from posetrack.geometry import propagate_points
+
+    field = flow_module.HostFlowField(_smooth_field(60, 80, sigma=4.0), (240, 320))
+    rng = np.random.default_rng(2)
+    points = rng.uniform([0, 0], [319, 239], (5, 17, 2)).astype(np.float32)
+    points[1, 3] = np.nan
+    moved_small = propagate_points(points, field)
+    moved_full = propagate_points(points, field.dense())
+    assert moved_small.shape == (5, 17, 2) and np.isnan(moved_small[1, 3]).all()
+    # between pixel centres, bilinear of a bilinear upsampling differs from bilinear of the
+    # small field only by the field's curvature: a small fraction of a pixel here
+    assert np.nanmax(np.abs(moved_small - moved_full)) < 0.05
+
+
+def test_dis_field_stays_at_its_processing_scale_and_recovers_the_motion():
+    prev, next_ = _shifted_pair(5, -3)
+    field = DisFlow(DisConfig("medium", 0.5)).field(prev, next_)
+    assert field.flow.shape == (120, 160, 2)  # never resized to the frame
+    motion = field.displacements(POINTS.astype(np.float32))
+    assert np.abs(motion - [5, -3]).max() < 0.5
+
+
+def test_device_field_samples_like_the_host_rule_and_copies_only_the_points():
+    torch = pytest.importorskip("torch")
+    small = _smooth_field(30, 40, seed=3)
+    host = flow_module.HostFlowField(small, (240, 320))
+    device = flow_module.DeviceFlowField(torch.from_numpy(small).permute(2, 0, 1), (240, 320))
+    rng = np.random.default_rng(4)
+    points = rng.uniform([-10, -10], [330, 250], (7, 17, 2)).astype(np.float32)
+    points[2, 5] = np.nan
+    got = device.displacements(points)
+    assert got.shape == (7, 17, 2) and np.isnan(got[2, 5]).all()
+    np.testing.assert_allclose(got, host.displacements(points), atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(device.dense(), host.dense(), atol=1e-3)
+    assert device.displacements(np.zeros((0, 17, 2), np.float32)).shape == (0, 17, 2)
+
+
+def test_raft_fields_of_a_chunk_equal_pair_by_pair_flows(raft_small):
+    """K + 1 frames in one batch give the K flows of the pairs computed one by one."""
+    frames = [_texture(96, 128, seed=s) for s in range(4)]
+    chunk = raft_small.fields(frames)
+    assert len(chunk) == 3
+    for k, flow in enumerate(chunk):
+        single = raft_small.field(frames[k], frames[k + 1])
+        assert tuple(flow.shape) == tuple(single.flow.shape) == (2, 96, 128)
+        np.testing.assert_allclose(flow.numpy(), single.flow.numpy(), atol=1e-3)
+    assert raft_small.fields(frames[:1]) == []
