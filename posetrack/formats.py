@@ -38,7 +38,7 @@ class ImageInfo:
         image_id: the image id (2018 files); None for 2017 files, which have none.
         file_name: path of the frame as the file names it.
         is_labeled: whether the frame carries ground truth (True when the file does not say).
-        ignore_regions: polygons, each (K, 2) float32 pixels, whose joints are not evaluated.
+        ignore_regions: polygons, each (K, 2) float64 pixels, whose joints are not evaluated.
         extra: other keys of the image entry (vid_id, nframes, frame_id, width, ...), kept so a
             file read and written again keeps them.
     """
@@ -75,12 +75,58 @@ class PoseTrackVideo:
         return len(self.images)
 
 
+@dataclass
+class PoseTrackTable:
+    """The contents of one PoseTrack file as flat arrays, one row per person (annotation), every
+    number as the float64 the JSON holds (what the evaluator reads; ``PoseTrackVideo`` is the
+    per-frame float32 view of the same file).
+
+    Attributes:
+        images: one entry per frame, in file order.
+        frames: (N,) int64, the index in ``images`` of each person's frame; rows in file order.
+        keypoints_xy: (N, 17, 2) float64, pixels (POSETRACK17 layout); NaN for an absent joint
+            (``(0, 0, 0)`` in 2018 files, a missing point in 2017 files).
+        keypoint_scores: (N, 17) float64; NaN where the file gives no score.
+        track_ids: (N,) int64; -1 where the file gives none.
+        boxes_xyxy: (N, 4) float64, pixels; NaN rows where the file gives no box.
+        box_scores: (N,) float64; NaN where the file gives none.
+        head_boxes_xyxy: (N, 4) float64, pixels (x2 = x + w as the official evaluator computes
+            it); NaN rows where a person has no head box.
+        format: "posetrack18" or "posetrack17".
+    """
+
+    images: list
+    frames: np.ndarray
+    keypoints_xy: np.ndarray
+    keypoint_scores: np.ndarray
+    track_ids: np.ndarray
+    boxes_xyxy: np.ndarray
+    box_scores: np.ndarray
+    head_boxes_xyxy: np.ndarray
+    format: str = "posetrack18"
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def frame_slices(self) -> list:
+        """One slice of rows per image, assuming rows are grouped by frame (as the readers sort them)."""
+        ends = np.cumsum(np.bincount(self.frames, minlength=len(self.images)))
+        starts = np.concatenate([[0], ends[:-1]])
+        return [slice(int(a), int(b)) for a, b in zip(starts, ends)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading
 
 
 def read_posetrack(path) -> PoseTrackVideo:
     """Read a PoseTrack 2018 or 2017 JSON file (the format is detected from its keys)."""
+    return video_from_table(read_posetrack_table(path))
+
+
+def read_posetrack_table(path) -> PoseTrackTable:
+    """Read a PoseTrack 2018 (PoseTrack21 too) or 2017 JSON file as float64 arrays, one row per
+    person, grouped by frame in file order (the format is detected from its keys)."""
     data = read_json(path)
     if isinstance(data, dict) and "annolist" in data:
         return _parse_2017(path, data)
@@ -90,7 +136,21 @@ def read_posetrack(path) -> PoseTrackVideo:
                             "or 'annolist' (2017) at the top level")
 
 
-def _parse_2018(path, data) -> PoseTrackVideo:
+def video_from_table(table: PoseTrackTable) -> PoseTrackVideo:
+    """The per-frame view: one float32 ``Poses`` per image; a person without a box gets the
+    extent of its joints."""
+    tight = boxes_from_keypoints(table.keypoints_xy, enlarge=0.0)
+    boxes = np.where(np.isnan(table.boxes_xyxy).all(axis=1, keepdims=True), tight, table.boxes_xyxy)
+    poses, heads = [], []
+    for rows in table.frame_slices():
+        poses.append(Poses(boxes[rows], table.box_scores[rows], table.keypoints_xy[rows],
+                           table.keypoint_scores[rows], table.track_ids[rows])
+                     if rows.stop > rows.start else Poses.empty())
+        heads.append(table.head_boxes_xyxy[rows].astype(np.float32))
+    return PoseTrackVideo(table.images, poses, heads, table.format)
+
+
+def _parse_2018(path, data) -> PoseTrackTable:
     images_json, annotations_json = data["images"], data["annotations"]
     if not isinstance(images_json, list) or not isinstance(annotations_json, list):
         raise FormatError(path, "'images' and 'annotations' must be lists")
@@ -113,16 +173,25 @@ def _parse_2018(path, data) -> PoseTrackVideo:
             extra={k: v for k, v in entry.items() if k not in known},
         ))
 
-    people = _people_2018_batch(annotations_json, row_of_id, len(images))
-    if people is None:  # something unusual: read person by person, which names the problem
-        people = _people_2018_each(path, annotations_json, row_of_id, len(images))
-    poses, heads = people
-    return PoseTrackVideo(images, poses, heads, "posetrack18")
+    columns = _people_2018_batch(annotations_json, row_of_id)
+    if columns is None:  # something unusual: read person by person, which names the problem
+        columns = _people_2018_each(path, annotations_json, row_of_id)
+    return _table(images, columns, "posetrack18")
 
 
-def _people_2018_each(path, annotations_json, row_of_id, num_images):
-    """-> (poses, head boxes) per image, reading one annotation at a time."""
-    people = [[] for _ in range(num_images)]
+def _table(images, columns, format) -> PoseTrackTable:
+    """(frames, keypoints, scores, track ids, boxes, box scores, head boxes), rows in file order
+    -> PoseTrackTable with rows grouped by frame (stable)."""
+    frames = columns[0]
+    order = np.argsort(frames, kind="stable")
+    if np.any(order != np.arange(len(order))):
+        columns = tuple(c[order] for c in columns)
+    return PoseTrackTable(images, *columns, format=format)
+
+
+def _people_2018_each(path, annotations_json, row_of_id):
+    """-> the columns of ``_table``, reading one annotation at a time."""
+    frames, people = [], []
     for a, ann in enumerate(annotations_json):
         if not isinstance(ann, dict) or "image_id" not in ann or "keypoints" not in ann:
             raise FormatError(path, f"annotations[{a}] needs 'image_id' and 'keypoints'")
@@ -130,44 +199,46 @@ def _people_2018_each(path, annotations_json, row_of_id, num_images):
         if image_id not in row_of_id:
             raise FormatError(path, f"annotations[{a}] refers to image id {image_id}, "
                                     "which is not in 'images'")
-        people[row_of_id[image_id]].append(_person_2018(path, a, ann))
-    poses = [_stack_people(p) for p in people]
-    heads = [np.array([h for *_, h in p], np.float32).reshape(-1, 4) for p in people]
-    return poses, heads
+        frames.append(row_of_id[image_id])
+        people.append(_person_2018(path, a, ann))
+    return _columns(frames, people)
 
 
-def _people_2018_batch(annotations_json, row_of_id, num_images):
-    """-> (poses, head boxes) per image, all annotations converted at once with numpy (large
-    files read about 10x faster than person by person), or None when any annotation is unusual
+def _columns(frames, people):
+    """Per-person tuples (box, box score, keypoints, scores, track id, head) -> the columns of
+    ``_table``."""
+    n = len(people)
+    if not n:
+        return (np.zeros(0, np.int64), np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS)),
+                np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros((0, 4)))
+    boxes, box_scores, keypoints, scores, track_ids, heads = zip(*people)
+    return (np.array(frames, np.int64), np.stack(keypoints), np.stack(scores),
+            np.array(track_ids, np.int64), np.stack(boxes), np.array(box_scores, np.float64),
+            np.stack(heads))
+
+
+def _people_2018_batch(annotations_json, row_of_id):
+    """-> the columns of ``_table``, all annotations converted at once with numpy (large files
+    read about 10x faster than person by person), or None when any annotation is unusual
     (missing keys, non-integer ids, ragged or non-numeric arrays); ``_people_2018_each`` then reads
     the file and names the problem. Both give identical results on files they both accept."""
     n = len(annotations_json)
     try:
-        rows = np.array([row_of_id[_plain_int(ann["image_id"])] for ann in annotations_json], np.int64)
-        triples = np.array([ann["keypoints"] for ann in annotations_json], np.float32)
+        frames = np.array([row_of_id[_plain_int(ann["image_id"])] for ann in annotations_json], np.int64)
+        triples = np.array([ann["keypoints"] for ann in annotations_json], np.float64)
         triples = triples.reshape(n, NUM_JOINTS, 3)
         scores = _optional_rows([ann.get("scores") or [] for ann in annotations_json], NUM_JOINTS)
         track_ids = np.array([_plain_int(NO_TRACK if ann.get("track_id") is None else ann["track_id"])
-                              for ann in annotations_json], np.int64)
+                              for ann in annotations_json], np.int64).reshape(n)
         boxes = _xywh_to_xyxy(_optional_rows([ann.get("bbox") for ann in annotations_json], 4))
         heads = _xywh_to_xyxy(_optional_rows([ann.get("bbox_head") for ann in annotations_json], 4))
         box_scores = np.array([np.nan if ann.get("score") is None else ann["score"]
-                               for ann in annotations_json], np.float32).reshape(n)
+                               for ann in annotations_json], np.float64).reshape(n)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
     keypoints = triples[:, :, :2].copy()
     keypoints[(triples == 0).all(axis=2)] = np.nan  # (0, 0, 0) is the only "absent" marker
-    tight = boxes_from_keypoints(keypoints, enlarge=0.0)
-    boxes = np.where(np.isnan(boxes).all(axis=1, keepdims=True), tight, boxes)
-    order = np.argsort(rows, kind="stable")
-    ends = np.cumsum(np.bincount(rows, minlength=num_images))
-    poses, head_boxes = [], []
-    for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):
-        i = order[start:end]
-        poses.append(Poses(boxes[i], box_scores[i], keypoints[i], scores[i], track_ids[i]) if len(i)
-                     else Poses.empty())
-        head_boxes.append(heads[i])
-    return poses, head_boxes
+    return frames, keypoints, scores, track_ids, boxes, box_scores, heads
 
 
 def _plain_int(value) -> int:
@@ -177,11 +248,11 @@ def _plain_int(value) -> int:
 
 
 def _optional_rows(values, size) -> np.ndarray:
-    """A list of None / [] / `size` numbers -> (N, size) float32, NaN rows where absent."""
-    out = np.full((len(values), size), np.nan, np.float32)
+    """A list of None / [] / `size` numbers -> (N, size) float64, NaN rows where absent."""
+    out = np.full((len(values), size), np.nan, np.float64)
     given = [i for i, v in enumerate(values) if v is not None and not (isinstance(v, list) and not v)]
     if given:
-        rows = np.array([values[i] for i in given], np.float32)
+        rows = np.array([values[i] for i in given], np.float64)
         if rows.shape != (len(given), size):
             raise ValueError(f"expected {size} values per row")
         out[given] = rows
@@ -189,7 +260,7 @@ def _optional_rows(values, size) -> np.ndarray:
 
 
 def _xywh_to_xyxy(boxes) -> np.ndarray:
-    """(N, 4) xywh -> xyxy, float32."""
+    """(N, 4) xywh -> xyxy (x2 = x + w, as the official evaluator computes it)."""
     return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
 
 
@@ -205,25 +276,23 @@ def _person_2018(path, a, ann):
     keypoints[(triples == 0).all(axis=1)] = np.nan  # (0, 0, 0) is the only "absent" marker
     scores = _numbers(path, where, "scores", ann.get("scores") or [])
     if scores.size == 0:
-        scores = np.full(NUM_JOINTS, np.nan, np.float32)
+        scores = np.full(NUM_JOINTS, np.nan)
     elif scores.size != NUM_JOINTS:
         raise FormatError(path, f"{where}: 'scores' has {scores.size} values, expected {NUM_JOINTS}")
     track_id = ann.get("track_id")
     track_id = NO_TRACK if track_id is None else _int(path, f"{where}.track_id", track_id)
     box = _xywh_box(path, where, "bbox", ann.get("bbox"))
-    if np.isnan(box).all():
-        box = _tight_box(keypoints)
     head = _xywh_box(path, where, "bbox_head", ann.get("bbox_head"))
     score = ann.get("score")
     score = np.nan if score is None else float(_numbers(path, where, "score", [score])[0])
     return box, score, keypoints, scores, track_id, head
 
 
-def _parse_2017(path, data) -> PoseTrackVideo:
+def _parse_2017(path, data) -> PoseTrackTable:
     annolist = data["annolist"]
     if not isinstance(annolist, list):
         raise FormatError(path, "'annolist' must be a list")
-    images, poses, heads = [], [], []
+    images, frames, people = [], [], []
     for i, entry in enumerate(annolist):
         where = f"annolist[{i}]"
         if not isinstance(entry, dict) or "image" not in entry:
@@ -238,16 +307,15 @@ def _parse_2017(path, data) -> PoseTrackVideo:
         extra = {"imgnum": _unwrap(entry["imgnum"])} if "imgnum" in entry else {}
         images.append(ImageInfo(None, str(name), True if is_labeled is None else bool(_unwrap(is_labeled)),
                                 tuple(regions), extra))
-        people = [_person_2017(path, f"{where}.annorect[{r}]", rect)
-                  for r, rect in enumerate(entry.get("annorect") or [])]
-        poses.append(_stack_people(people))
-        heads.append(np.array([h for *_, h in people], np.float32).reshape(-1, 4))
-    return PoseTrackVideo(images, poses, heads, "posetrack17")
+        for r, rect in enumerate(entry.get("annorect") or []):
+            frames.append(i)
+            people.append(_person_2017(path, f"{where}.annorect[{r}]", rect))
+    return _table(images, _columns(frames, people), "posetrack17")
 
 
 def _person_2017(path, where, rect):
-    keypoints = np.full((NUM_JOINTS, 2), np.nan, np.float32)
-    scores = np.full(NUM_JOINTS, np.nan, np.float32)
+    keypoints = np.full((NUM_JOINTS, 2), np.nan)
+    scores = np.full(NUM_JOINTS, np.nan)
     annopoints = rect.get("annopoints") or []
     points = _unwrap(annopoints).get("point", []) if annopoints else []
     for p in points or []:
@@ -261,20 +329,12 @@ def _person_2017(path, where, rect):
     track_id = rect.get("track_id")
     track_id = NO_TRACK if track_id is None else _int(path, f"{where}.track_id", _unwrap(track_id))
     if all(k in rect for k in ("x1", "y1", "x2", "y2")):
-        head = np.array([_unwrap(rect[k]) for k in ("x1", "y1", "x2", "y2")], np.float32)
+        head = _numbers(path, where, "x1/y1/x2/y2", [_unwrap(rect[k]) for k in ("x1", "y1", "x2", "y2")])
     else:
-        head = np.full(4, np.nan, np.float32)
+        head = np.full(4, np.nan)
     score = rect.get("score")
     score = np.nan if score is None else float(_unwrap(score))
-    return _tight_box(keypoints), score, keypoints, scores, track_id, head
-
-
-def _stack_people(people) -> Poses:
-    if not people:
-        return Poses.empty()
-    boxes, box_scores, keypoints, scores, track_ids, _ = zip(*people)
-    return Poses(np.stack(boxes), np.array(box_scores), np.stack(keypoints), np.stack(scores),
-                 np.array(track_ids))
+    return np.full(4, np.nan), score, keypoints, scores, track_id, head
 
 
 def _regions_2018(path, i, xs, ys):
@@ -304,7 +364,7 @@ def _int(path, where, value) -> int:
 
 def _numbers(path, where, key, value) -> np.ndarray:
     try:
-        array = np.asarray(value, dtype=np.float32)
+        array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise FormatError(path, f"{where}: '{key}' must hold numbers") from None
     return array.reshape(-1) if array.ndim <= 1 else array
@@ -312,7 +372,7 @@ def _numbers(path, where, key, value) -> np.ndarray:
 
 def _xywh_box(path, where, key, value) -> np.ndarray:
     if value is None or (isinstance(value, list) and not value):
-        return np.full(4, np.nan, np.float32)
+        return np.full(4, np.nan)
     box = _check_len(path, where, key, _numbers(path, where, key, value), 4)
     return _xywh_to_xyxy(box.reshape(1, 4))[0]
 
@@ -338,6 +398,12 @@ def check_track_ids(path, video: PoseTrackVideo, allow_unassigned: bool = False)
         return
     ids = np.concatenate([poses.track_ids for poses in video.poses])
     frames = np.repeat(np.arange(len(video.poses)), [len(poses) for poses in video.poses])
+    check_track_id_rows(path, video.images, frames, ids, allow_unassigned)
+
+
+def check_track_id_rows(path, images, frames, ids, allow_unassigned: bool = False) -> None:
+    """:func:`check_track_ids` on one row per person: ``frames`` (N,) index into ``images``,
+    ``ids`` (N,) track ids (a ``PoseTrackTable``'s ``frames`` and ``track_ids``)."""
     if allow_unassigned:
         frames, ids = frames[ids != NO_TRACK], ids[ids != NO_TRACK]
     bad = np.flatnonzero((ids < 0) | (ids >= MAX_TRACK_ID))
@@ -345,12 +411,12 @@ def check_track_ids(path, video: PoseTrackVideo, allow_unassigned: bool = False)
     repeated = (frames[order][1:] == frames[order][:-1]) & (ids[order][1:] == ids[order][:-1])
     duplicate = order[1:][repeated]
     # report the first frame with a problem, as a frame-by-frame check would
-    first_bad = frames[bad[0]] if bad.size else len(video.poses)
-    first_dup = frames[duplicate].min() if duplicate.size else len(video.poses)
-    if min(first_bad, first_dup) == len(video.poses):
+    first_bad = frames[bad[0]] if bad.size else len(images)
+    first_dup = frames[duplicate].min() if duplicate.size else len(images)
+    if min(first_bad, first_dup) == len(images):
         return
     k = int(min(first_bad, first_dup))
-    image = video.images[k]
+    image = images[k]
     frame = image.file_name or image.image_id
     if first_bad <= first_dup:
         raise FormatError(path, f"frame {frame}: track id {int(ids[bad[0]])} is outside 0..{MAX_TRACK_ID - 1}")

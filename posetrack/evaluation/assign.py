@@ -10,6 +10,12 @@ import numpy as np
 PCKH_THRESHOLD = 0.5  # a predicted joint is a hit within half the GT head size
 
 
+def euclidean(dx, dy):
+    """sqrt(dx^2 + dy^2) elementwise, as poseval's ``numpy.linalg.norm`` of a 2-vector computes
+    it (``numpy.hypot`` can differ in the last bit, which moves a joint at 0.5 head sizes)."""
+    return np.sqrt(dx * dx + dy * dy)
+
+
 def normalised_distances(gt_xy: np.ndarray, gt_head_sizes: np.ndarray, pr_xy: np.ndarray) -> np.ndarray:
     """Joint distances in units of the GT person's head size.
 
@@ -23,7 +29,7 @@ def normalised_distances(gt_xy: np.ndarray, gt_head_sizes: np.ndarray, pr_xy: np
     """
     diff = gt_xy[:, None] - pr_xy[None, :]  # (G, P, J, 2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.hypot(diff[..., 0], diff[..., 1]) / gt_head_sizes[:, None, None]
+        return euclidean(diff[..., 0], diff[..., 1]) / gt_head_sizes[:, None, None]
 
 
 def pckh_hits(distances: np.ndarray, threshold: float = PCKH_THRESHOLD) -> np.ndarray:

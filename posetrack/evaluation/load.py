@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, PosetrackError
-from ..formats import MAX_TRACK_ID, PoseTrackVideo, check_track_ids, read_posetrack
+from ..formats import MAX_TRACK_ID, PoseTrackTable, check_track_id_rows, read_posetrack_table
 from .ap import MISSING_SCORE
+from .assign import euclidean
 from .joints import EVAL_SLOTS
 from .regions import points_in_polygons
 
@@ -150,60 +151,70 @@ def load_sequence(index: int, name: str, gt_file, pred_file) -> EvalSequence:
     """Read a GT file and its predictions and keep what the official evaluator scores.
 
     Frames are paired by position. A frame is evaluated when the GT has at least one person in it
-    (labelled frames without people, and unlabelled frames, are skipped on both sides).
+    (labelled frames without people, and unlabelled frames, are skipped on both sides). Every
+    number stays the float64 the JSON holds, as in poseval.
     """
-    gt = read_posetrack(gt_file)
-    pred = read_posetrack(pred_file)
-    if len(pred) != len(gt):
-        raise FormatError(pred_file, f"has {len(pred)} frames, but the ground truth {gt_file} has {len(gt)}")
-    check_track_ids(gt_file, gt)
-    check_track_ids(pred_file, pred)
+    gt, pred = read_pair(gt_file, pred_file)
+    gt_xy, pr_xy = evaluated_joints(gt.keypoints_xy), evaluated_joints(pred.keypoints_xy)
+    pr_scores = evaluated_joints(pred.keypoint_scores)
+    pr_scores[np.isnan(pr_scores)] = MISSING_SCORE
+    head_sizes = head_sizes_from_boxes(gt.head_boxes_xyxy)
+    lacking = np.flatnonzero(~np.isnan(gt_xy[..., 0]).all(axis=1) & np.isnan(head_sizes))
+    if lacking.size:
+        row = int(lacking[0])
+        k = int(gt.frames[row])
+        person = row - gt.frame_slices()[k].start
+        raise FormatError(gt_file, f"frame {k} ({gt.images[k].file_name}): GT person {person} "
+                                   "has annotated joints but no head box, which PCKh needs")
+    gt_ids = gt.track_ids + index * MAX_TRACK_ID
+    pr_ids = pred.track_ids + index * MAX_TRACK_ID
     frames = []
-    for k in range(len(gt)):
-        if len(gt.poses[k]) == 0:
+    for k, (g, p) in enumerate(zip(gt.frame_slices(), pred.frame_slices())):
+        if g.stop == g.start:
             continue
         if not gt.images[k].is_labeled:
             log.debug("%s: frame %d is marked unlabelled but has GT people; evaluated, as poseval does",
                       gt_file, k)
-        frames.append(_eval_frame(gt, pred, k, index * MAX_TRACK_ID, gt_file))
+        frame = EvalFrame(gt_xy[g], head_sizes[g], gt_ids[g], pr_xy[p], pr_scores[p], pr_ids[p])
+        regions = gt.images[k].ignore_regions
+        frames.append(without_ignored(frame, regions) if regions else frame)
     return EvalSequence(name, index, tuple(frames))
 
 
-def _eval_frame(gt: PoseTrackVideo, pred: PoseTrackVideo, k: int, id_offset: int, gt_file) -> EvalFrame:
-    gt_poses, pr_poses = gt.poses[k], pred.poses[k]
-    gt_xy = evaluated_joints(gt_poses.keypoints_xy)
-    pr_xy = evaluated_joints(pr_poses.keypoints_xy)
-    pr_scores = evaluated_joints(pr_poses.keypoint_scores).astype(np.float64)
-    pr_scores[np.isnan(pr_scores)] = MISSING_SCORE
-    head_sizes = head_sizes_from_boxes(gt.head_boxes_xyxy[k])
-    annotated = ~np.isnan(gt_xy[..., 0])
-    lacking = np.flatnonzero(annotated.any(axis=1) & np.isnan(head_sizes))
-    if lacking.size:
-        raise FormatError(gt_file, f"frame {k} ({gt.images[k].file_name}): GT person {int(lacking[0])} "
-                                   "has annotated joints but no head box, which PCKh needs")
-    gt_keep = pr_keep = slice(None)
-    regions = gt.images[k].ignore_regions
-    if regions:
-        both, keep = remove_ignored(np.concatenate([gt_xy, pr_xy]), regions)
-        gt_keep, pr_keep = keep[:len(gt_xy)], keep[len(gt_xy):]
-        gt_xy, pr_xy = both[:gt_keep.sum()], both[gt_keep.sum():]
-    return EvalFrame(
-        gt_xy=gt_xy, gt_head_sizes=head_sizes[gt_keep],
-        gt_ids=gt_poses.track_ids[gt_keep] + id_offset,
-        pr_xy=pr_xy, pr_scores=pr_scores[pr_keep],
-        pr_ids=pr_poses.track_ids[pr_keep] + id_offset,
-    )
+def read_pair(gt_file, pred_file) -> tuple[PoseTrackTable, PoseTrackTable]:
+    """Read a GT file and its prediction file (float64 tables); check frame counts and track ids."""
+    gt = read_posetrack_table(gt_file)
+    pred = read_posetrack_table(pred_file)
+    if len(pred) != len(gt):
+        raise FormatError(pred_file, f"has {len(pred)} frames, but the ground truth {gt_file} has {len(gt)}")
+    check_track_id_rows(gt_file, gt.images, gt.frames, gt.track_ids)
+    check_track_id_rows(pred_file, pred.images, pred.frames, pred.track_ids)
+    return gt, pred
+
+
+def without_ignored(frame: EvalFrame, regions) -> EvalFrame:
+    """The frame without joints inside its ignore regions, nor people left without joints."""
+    both, keep = remove_ignored(np.concatenate([frame.gt_xy, frame.pr_xy]), regions)
+    num_gt = len(frame.gt_xy)
+    gt_keep, pr_keep = keep[:num_gt], keep[num_gt:]
+    num_kept = int(gt_keep.sum())
+    return EvalFrame(gt_xy=both[:num_kept], gt_head_sizes=frame.gt_head_sizes[gt_keep],
+                     gt_ids=frame.gt_ids[gt_keep], pr_xy=both[num_kept:],
+                     pr_scores=frame.pr_scores[pr_keep], pr_ids=frame.pr_ids[pr_keep])
 
 
 def evaluated_joints(values: np.ndarray) -> np.ndarray:
-    """(N, 17, ...) POSETRACK17 values -> (N, 15, ...) float64 in poseval's joint order."""
+    """(N, 17, ...) POSETRACK17 values -> (N, 15, ...) float64 in poseval's joint order (a copy)."""
     return np.asarray(values, dtype=np.float64)[:, list(EVAL_SLOTS)]
 
 
 def head_sizes_from_boxes(head_boxes_xyxy: np.ndarray) -> np.ndarray:
-    """(N, 4) head boxes xyxy, pixels -> (N,) float64 head sizes (0.6 x diagonal); NaN rows -> NaN."""
+    """(N, 4) head boxes xyxy, pixels -> (N,) float64 head sizes (0.6 x diagonal); NaN rows -> NaN.
+
+    Computed as poseval does, 0.6 x sqrt(w^2 + h^2) with w = x2 - x1 (not ``hypot``, which can
+    differ in the last bit)."""
     boxes = np.asarray(head_boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    return HEAD_SIZE_FACTOR * np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return HEAD_SIZE_FACTOR * euclidean(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
 
 def remove_ignored(xy: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:

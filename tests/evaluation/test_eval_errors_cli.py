@@ -148,3 +148,30 @@ def test_evaluator_never_imports_torch_or_opencv(folders):
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Real cases on which the official poseval crashes (../shared/fixtures/poseval_real_crashes):
+# each has a defined answer here, one line naming the file and the problem.
+
+CRASH_CASES = {
+    # poseval: KeyError 'x1' in assignGTmulti (the GT person has no head box for PCKh)
+    "no_head_box": r"gt/002164179_bonn_train\.json: frame 0 \(images/.*/000000\.jpg\): GT person 0 "
+                   r"has annotated joints but no head box, which PCKh needs",
+}
+
+
+def test_every_crash_case_has_a_defined_answer(shared_dir):
+    cases = {p.name for p in (shared_dir / "fixtures" / "poseval_real_crashes").iterdir() if p.is_dir()}
+    assert cases == set(CRASH_CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CRASH_CASES))
+def test_official_crash_cases_give_one_clear_line(shared_dir, case):
+    case_dir = shared_dir / "fixtures" / "poseval_real_crashes" / case
+    with pytest.raises(FormatError, match=CRASH_CASES[case]):
+        evaluate(case_dir / "gt", case_dir / "pred")
+    result = CliRunner().invoke(main, ["eval", "--gt", str(case_dir / "gt"), "--pred", str(case_dir / "pred")])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output

@@ -11,26 +11,20 @@ from posetrack.fileio import read_json
 
 from evalcase import make_video, person_xy
 
-FIELDS = ("boxes_xyxy", "box_scores", "keypoints_xy", "keypoint_scores", "track_ids")
-
-
 def _both(path):
     data = read_json(path)
     row_of_id = {image["id"]: i for i, image in enumerate(data["images"])}
-    fast = formats._people_2018_batch(data["annotations"], row_of_id, len(row_of_id))
-    slow = formats._people_2018_each(path, data["annotations"], row_of_id, len(row_of_id))
+    fast = formats._people_2018_batch(data["annotations"], row_of_id)
+    slow = formats._people_2018_each(path, data["annotations"], row_of_id)
     return fast, slow
 
 
 def _assert_same(fast, slow):
     assert fast is not None
-    for a, b in zip(fast[0], slow[0]):
-        for name in FIELDS:
-            x, y = getattr(a, name), getattr(b, name)
-            assert x.dtype == y.dtype and x.shape == y.shape
-            np.testing.assert_array_equal(x, y)
-    for a, b in zip(fast[1], slow[1]):
-        np.testing.assert_array_equal(a, b)
+    assert len(fast) == len(slow) == 7
+    for x, y in zip(fast, slow):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_array_equal(x, y)
 
 
 def test_batch_reader_equals_person_by_person_reader(tmp_path):
@@ -47,7 +41,26 @@ def test_batch_reader_equals_person_by_person_reader(tmp_path):
     path.write_text(json.dumps(data))
     fast, slow = _both(path)
     _assert_same(fast, slow)
-    assert [len(p) for p in fast[0]] == [2, 0, 1]
+    assert [len(p) for p in formats.read_posetrack(path).poses] == [2, 0, 1]
+
+
+def test_reader_keeps_every_json_number_as_float64(tmp_path):
+    """Values that collapse in float32 stay apart (the official evaluator keeps float64)."""
+    path = tmp_path / "v.json"
+    formats.write_posetrack18(path, make_video([[(0, person_xy(100, 100)), (1, person_xy(300, 100))]]))
+    data = json.loads(path.read_text())
+    score = 0.7
+    data["annotations"][0]["scores"] = [score] * 17
+    data["annotations"][1]["scores"] = [score + 2.0 ** -35] * 17
+    data["annotations"][0]["keypoints"][0] = 100.00000001
+    data["annotations"][0]["bbox_head"] = [10.000000001, 20.1, 30.3, 40.7]
+    path.write_text(json.dumps(data))
+    table = formats.read_posetrack_table(path)
+    assert table.keypoint_scores.dtype == np.float64
+    assert table.keypoint_scores[1, 0] - table.keypoint_scores[0, 0] == 2.0 ** -35
+    assert table.keypoints_xy[0, 0, 0] == 100.00000001
+    assert table.head_boxes_xyxy[0, 0] == 10.000000001
+    assert table.head_boxes_xyxy[0, 2] == 10.000000001 + 30.3  # x2 = x + w in float64
 
 
 def test_batch_reader_defers_unusual_files_to_the_careful_reader(tmp_path):
@@ -57,7 +70,7 @@ def test_batch_reader_defers_unusual_files_to_the_careful_reader(tmp_path):
     data["annotations"][0]["keypoints"] = data["annotations"][0]["keypoints"][:-3]
     path.write_text(json.dumps(data))
     row_of_id = {0: 0}
-    assert formats._people_2018_batch(data["annotations"], row_of_id, 1) is None
+    assert formats._people_2018_batch(data["annotations"], row_of_id) is None
     with pytest.raises(FormatError, match="'keypoints' has 48 values"):
         formats.read_posetrack(path)
 
