@@ -1,16 +1,24 @@
 """The command-line interface: parse options, build configs, call one library function.
 
-Library code raises PosetrackError for problems a user can fix; here it becomes one line on
-stderr and exit code 1, never a traceback.
+Exit codes, each with one line on stderr (never a traceback for a user's mistake):
+
+* 0: success;
+* 1: bad input or settings (``PosetrackError``: a file, a value, an output that cannot be written);
+* 2: a usage error (unknown option, missing argument, a value of the wrong type), as click and
+  POSIX tools do; the line ends with the command's ``--help`` hint;
+* 130: interrupted (Ctrl-C); outputs being written are discarded, existing files kept.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
 from .errors import PosetrackError
+
+EXIT_INTERRUPTED = 130
 
 
 class _Group(click.Group):
@@ -20,13 +28,55 @@ class _Group(click.Group):
         except PosetrackError as err:
             raise click.ClickException(str(err)) from None
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """click's main, with every error as one line (see the module docstring)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as err:
+            hint = ""
+            if err.ctx is not None:
+                hint = f"; see '{err.ctx.command_path} {max(err.ctx.help_option_names, key=len)}'"
+            _fail(f"{err.format_message().rstrip('.')}{hint}", err.exit_code)
+        except click.ClickException as err:
+            _fail(err.format_message(), err.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted; outputs in progress were discarded", EXIT_INTERRUPTED)
+        except BrokenPipeError:  # output piped into `head` and the like
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int):
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def _quiet() -> bool:
+    """Whether -q was given: no progress bars and no summaries, only warnings and errors."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+
+
+def _say(text: str) -> None:
+    """Print a summary line unless -q."""
+    if not _quiet():
+        click.echo(text)
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail (debug level).")
-@click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only warnings and errors: no progress bars, no summaries.")
 @click.version_option(package_name="posetrack")
-def main(verbose: bool, quiet: bool) -> None:
-    """Multi-person pose tracking in video, and PoseTrack evaluation."""
+@click.pass_context
+def main(ctx, verbose: bool, quiet: bool) -> None:
+    """Multi-person pose tracking in video, and PoseTrack evaluation.
+
+    Exit codes: 0 success, 1 bad input or settings, 2 usage error, 130 interrupted.
+    """
+    ctx.obj = {"quiet": quiet}
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
 
@@ -55,10 +105,12 @@ def track(poses, out_path, frames, out_format, **options):
 
     POSES is a PoseTrack 2018 (or 2017) file; its track ids, if any, are ignored and replaced.
     """
+    from .fileio import check_outputs
     from .formats import read_posetrack, write_tracks
     from .retrack import flows_between_frames, retrack
 
     config = pop_config(TrackerConfig, options)
+    check_outputs([(out_path, "file" if out_format else "tracks")], inputs=[poses, frames])
     video = read_posetrack(poses)
     flows = None
     if frames:
@@ -73,14 +125,14 @@ def track(poses, out_path, frames, out_format, **options):
     write_tracks(out_path, tracked, out_format)
     num_tracks = len({int(i) for p in tracked.poses for i in p.track_ids})
     num_people = sum(len(p) for p in tracked.poses)
-    click.echo(f"{len(tracked)} frames, {num_people} poses, {num_tracks} tracks -> {out_path}")
+    _say(f"{len(tracked)} frames, {num_people} poses, {num_tracks} tracks -> {out_path}")
 
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.argument("tracks", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="The overlay video to write (.mp4).")
+              help="The overlay video to write (.mp4, .avi, .mov, .mkv or .m4v).")
 @click.option("--min-joint-score", type=float, default=None,
               help="Hide joints scoring below this (and their limbs). Higher: only confident "
                    "joints, fewer wrong limbs, more gaps. Default: draw every joint the file has.")
@@ -98,8 +150,8 @@ def render(input_path: str, tracks: str, out_path: str, min_joint_score: float |
 
     smoothing = pop_config(SmoothingConfig, options) if smooth else None
     written = render_overlay(input_path, tracks, out_path, min_joint_score=min_joint_score,
-                             smoothing=smoothing)
-    click.echo(f"wrote {out_path} ({written} frames)")
+                             smoothing=smoothing, progress=not _quiet())
+    _say(f"wrote {out_path} ({written} frames)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,15 +228,16 @@ def eval_command(gt_path: str, pred_path: str, json_path: str | None, per_sequen
     """Score predictions against PoseTrack ground truth: mAP and MOTA as the official poseval."""
     from .evaluation import EvalOptions, evaluate
     from .evaluation.report import format_table, result_to_json
-    from .fileio import write_json
+    from .fileio import check_outputs, write_json
 
+    check_outputs([(json_path, "results")], inputs=[gt_path, pred_path])
     options = EvalOptions(drop_last_frame=not keep_last_frame,
                           empty_frame_placeholders=not real_empty_frames)
     result = evaluate(gt_path, pred_path, options)
     click.echo(format_table(result))
     if json_path:
         write_json(json_path, result_to_json(result, per_sequence), indent=2)
-        click.echo(f"results written to {json_path}")
+        _say(f"results written to {json_path}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,8 +264,11 @@ def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, 
 
     The file runs on the ONNX Runtime backend: pass it wherever a pose model is asked for.
     """
+    from .fileio import check_outputs
     from .pose import resolve_weights
     from .posenet import export_onnx, load_posenet
+
+    check_outputs([(out_path, "onnx")], inputs=[checkpoint])
 
     size = None
     if input_size is not None:
@@ -232,7 +288,7 @@ def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, 
                          joint_layout=joints)
     export_onnx(model, out_path, batch_size=batch_size)
     config = model.config
-    click.echo(f"wrote {out_path}: SimpleBaseline ResNet-{config.depth}, {config.num_joints} "
+    _say(f"wrote {out_path}: SimpleBaseline ResNet-{config.depth}, {config.num_joints} "
                f"joints ({config.joint_layout}), input {config.input_size_hw[0]}x"
                f"{config.input_size_hw[1]}, batch {batch}")
 
@@ -333,18 +389,25 @@ def _build_run_settings(options: dict):
 @_model_options
 def run(input_path, out_path, render_path, annotations, progress, out_format, **options):
     """Track the people in a video file or a folder of frames."""
-    from .run import load_models, run_clip
+    from .fileio import check_outputs
+    from .run import clip_outputs, load_models, run_clip
 
+    config_file = options.get("config_file")
     spec, detector_config, tracker_config, pipeline_config, smoothing = _build_run_settings(options)
+    # before the models load: a bad output path fails at once, not after minutes of work
+    check_outputs(clip_outputs(out_path, render_path, out_format),
+                  inputs=[input_path, annotations, spec.detections, config_file, spec.pose_model,
+                          spec.detector])
     models = load_models(spec, detector_config)
     summary = run_clip(input_path, out_path, models, spec, pipeline=pipeline_config,
                        tracker=tracker_config, annotations=annotations,
                        detections_file=spec.detections, out_format=out_format,
-                       render_path=render_path, smoothing=smoothing, progress=progress)
+                       render_path=render_path, smoothing=smoothing,
+                       progress=progress and not _quiet())
     for line in summary.lines():
-        click.echo(line)
+        _say(line)
     if render_path:
-        click.echo(f"overlay -> {render_path}")
+        _say(f"overlay -> {render_path}")
 
 
 @main.command()
@@ -360,18 +423,22 @@ def batch(clips_dir, out_dir, annotations, progress, out_format, **options):
     """Track every video and frame folder in CLIPS_DIR; rerun to resume after a stop."""
     from pathlib import Path
 
-    from .run import load_models, run_batch
+    from .run import check_batch_outputs, load_models, run_batch
 
     spec, detector_config, tracker_config, pipeline_config, smoothing = _build_run_settings(options)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PosetrackError(f"{out_dir}: cannot create the output folder ({err.strerror or err})") from None
+    check_batch_outputs(clips_dir, out_dir, spec, annotations, out_format)  # before the models load
     models = load_models(spec, detector_config)
     report = run_batch(clips_dir, out_dir, models, spec, pipeline=pipeline_config,
                        tracker=tracker_config, annotations_dir=annotations, out_format=out_format,
-                       smoothing=smoothing, progress=progress,
-                       on_clip=lambda s: click.echo("\n".join(s.lines())))
-    click.echo(f"batch: {len(report.done)} done, {len(report.skipped)} skipped (output already "
-               f"there), {len(report.failed)} failed")
+                       smoothing=smoothing, progress=progress and not _quiet(),
+                       on_clip=lambda s: _say("\n".join(s.lines())))
+    _say(f"batch: {len(report.done)} done, {len(report.skipped)} skipped (output already "
+         f"there), {len(report.failed)} failed")
     for name, reason in report.failed:
-        click.echo(f"  failed: {name}: {reason}")
+        click.echo(f"  failed: {name}: {reason}", err=True)
     if report.failed:
         raise SystemExit(1)

@@ -16,14 +16,13 @@ import colorsys
 import contextlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .errors import PosetrackError
-from .fileio import publish
+from .fileio import check_outputs, publish, temp_file
 from .formats import PoseTrackVideo, read_posetrack
 from .frame import NO_TRACK, Poses
 from .joints import POSETRACK17, JointLayout
@@ -143,12 +142,13 @@ def _draw_label(image, text, anchor, color, font_scale, font_thickness) -> None:
 
 class OverlayVideoWriter:
     """Write a video frame by frame, atomically: to a hidden temporary file beside ``out_path``
-    (same extension, so OpenCV picks the same container), renamed to ``out_path`` when the
+    (``fileio.temp_file``: same extension, so OpenCV picks the same container), renamed to ``out_path`` when the
     ``with`` block ends without an error; on an error the temporary file is removed and an
     existing ``out_path`` is left as it was.
 
     Args:
-        out_path: the video to write (.mp4 with the default codec).
+        out_path: the video to write: .mp4, .avi, .mov, .mkv or .m4v (``fileio.OUTPUT_SUFFIXES``;
+            OpenCV cannot write a .gif whole, so it is refused).
         fps: frames per second.
         size: (width, height) of every frame.
         fourcc: the OpenCV codec code; "mp4v" (MPEG-4 Part 2) is in every OpenCV build.
@@ -166,13 +166,10 @@ class OverlayVideoWriter:
     def __enter__(self) -> "OverlayVideoWriter":
         import cv2
 
-        folder = self.out_path.parent if str(self.out_path.parent) else Path(".")
-        if not folder.is_dir():
-            raise PosetrackError(f"{self.out_path}: the output folder {folder} does not exist")
         if len(self.fourcc) != 4:
             raise PosetrackError(f"fourcc must be 4 characters (e.g. mp4v), got {self.fourcc!r}")
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.out_path.stem}.", suffix=self.out_path.suffix,
-                                         dir=folder)
+        check_outputs([(self.out_path, "overlay")])
+        fd, self._tmp = temp_file(self.out_path)
         os.close(fd)
         self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self.size)
         if not self._writer.isOpened():
@@ -276,6 +273,7 @@ def render_overlay(input_path, tracks_path, out_path, *, min_joint_score: float 
     """
     from .video import frames_for_posetrack, open_frames
 
+    check_outputs([(out_path, "overlay")], inputs=[input_path, tracks_path])
     tracks = read_posetrack(tracks_path)
     if Path(input_path).is_dir() and tracks.images and all(i.file_name for i in tracks.images):
         frames = frames_for_posetrack(input_path, tracks_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PosetrackError
+from .fileio import check_outputs
 from .formats import PoseTrackVideo, read_posetrack, video_from_frames, write_tracks
 from .pipeline import PipelineConfig, StageTimes, filter_output, iter_tracked
 from .tracker import Tracker, TrackerConfig
@@ -197,6 +198,11 @@ def stage_functions(models: Models, max_pose_batch: int):
             lambda image, boxes: estimate(upload(image), boxes))
 
 
+def clip_outputs(out_path, render_path=None, out_format: str | None = None) -> list[tuple]:
+    """The ``(path, role)`` outputs of one clip, for ``fileio.check_outputs``."""
+    return [(out_path, "file" if out_format else "tracks"), (render_path, "overlay")]
+
+
 def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
              pipeline: PipelineConfig = PipelineConfig(), tracker: TrackerConfig = TrackerConfig(),
              annotations=None, detections_file=None, out_format: str | None = None,
@@ -218,8 +224,8 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
 
     input_path = Path(input_path)
     out_path = Path(out_path)
-    if not out_path.parent.is_dir():
-        raise PosetrackError(f"{out_path}: the output folder {out_path.parent} does not exist")
+    check_outputs(clip_outputs(out_path, render_path, out_format),
+                  inputs=[input_path, annotations, detections_file])
     source, gt = _open_clip(input_path, annotations)
     detect = _detect_fn(models, detections_file, gt)
     flow, estimate = stage_functions(models, spec.max_pose_batch)
@@ -319,6 +325,31 @@ def file_for_clip(folder, name: str, what: str) -> Path:
     raise PosetrackError(f"{folder}: no {what} file for clip {name} (expected {name}.json)")
 
 
+def batch_output(out_dir, clip: Path, out_format: str | None = None) -> Path:
+    """Where ``posetrack batch`` writes the tracks of ``clip``."""
+    suffix = ".csv" if out_format in ("csv", "csv-joints") else ".json"
+    return Path(out_dir) / f"{clip_name(clip)}{suffix}"
+
+
+def check_batch_outputs(clips_dir, out_dir, spec: ModelSpec, annotations_dir=None,
+                        out_format: str | None = None) -> list[Path]:
+    """Check a batch's outputs before any clip runs (``fileio.check_outputs``): the output folder
+    exists and is writable, it is not the detections or annotations folder (whose
+    ``<clip>.json`` files the outputs would replace), and no two clips write the same file
+    (``a.mp4`` and a frame folder ``a``). Returns the clips."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise PosetrackError(f"{out_dir}: the output folder does not exist")
+    for folder, what in ((spec.detections, "--detections"), (annotations_dir, "--annotations")):
+        if folder is not None and Path(folder).resolve() == out_dir.resolve():
+            raise PosetrackError(f"{out_dir}: the output folder is also the {what} folder; the "
+                                 "outputs would replace its files")
+    clips = find_clips(clips_dir)
+    check_outputs([(batch_output(out_dir, clip, out_format), "tracks") for clip in clips],
+                  inputs=clips)
+    return clips
+
+
 def run_batch(clips_dir, out_dir, models: Models, spec: ModelSpec, *, pipeline=PipelineConfig(),
               tracker=TrackerConfig(), annotations_dir=None, out_format: str | None = None,
               smoothing=None, progress: bool = True, on_clip=None) -> BatchReport:
@@ -329,14 +360,11 @@ def run_batch(clips_dir, out_dir, models: Models, spec: ModelSpec, *, pipeline=P
     ``spec.detections``, when set, is a folder with one detection file per clip.
     """
     out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise PosetrackError(f"{out_dir}: the output folder does not exist")
-    clips = find_clips(clips_dir)
-    suffix = ".csv" if out_format in ("csv", "csv-joints") else ".json"
+    clips = check_batch_outputs(clips_dir, out_dir, spec, annotations_dir, out_format)
     report = BatchReport()
     for clip in clips:
         name = clip_name(clip)
-        out_path = out_dir / f"{name}{suffix}"
+        out_path = batch_output(out_dir, clip, out_format)
         if out_path.exists():
             report.skipped.append(name)
             log.info("%s: output %s exists, skipped", name, out_path)

@@ -177,10 +177,22 @@ def test_missing_output_folder(tmp_path):
         render_video(frames, tracks_for(6), tmp_path / "no" / "overlay.mp4", progress=False)
 
 
+@pytest.mark.parametrize("name", [
+    "overlay.unknownext",  # no writer for it
+    "overlay.gif",  # OpenCV wrote one frame of 67 into a .gif: refused, never half-written
+    "overlay",  # no extension at all
+])
+def test_writer_refuses_extensions_it_cannot_write_whole(tmp_path, name):
+    frames = open_frames(write_clip(tmp_path / "clip.avi"))
+    with pytest.raises(PosetrackError, match="unknown extension .* for the overlay output; use .mp4"):
+        render_video(frames, tracks_for(6), tmp_path / name, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi"]
+
+
 def test_writer_that_cannot_open(tmp_path):
     frames = open_frames(write_clip(tmp_path / "clip.avi"))
     with pytest.raises(PosetrackError, match="cannot write a video here"):
-        render_video(frames, tracks_for(6), tmp_path / "overlay.unknownext", progress=False)
+        render_video(frames, tracks_for(6), tmp_path / "overlay.mp4", fourcc="zzzz", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi"]
 
 
