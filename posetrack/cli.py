@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -268,6 +269,10 @@ def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, 
     from .pose import resolve_weights
     from .posenet import export_onnx, load_posenet
 
+    try:  # export_onnx creates the folder
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PosetrackError(f"{out_path}: cannot create its folder ({err.strerror or err})") from None
     check_outputs([(out_path, "onnx")], inputs=[checkpoint])
 
     size = None
@@ -421,8 +426,6 @@ def run(input_path, out_path, render_path, annotations, progress, out_format, **
 @_model_options
 def batch(clips_dir, out_dir, annotations, progress, out_format, **options):
     """Track every video and frame folder in CLIPS_DIR; rerun to resume after a stop."""
-    from pathlib import Path
-
     from .run import check_batch_outputs, load_models, run_batch
 
     spec, detector_config, tracker_config, pipeline_config, smoothing = _build_run_settings(options)
