@@ -85,12 +85,12 @@ def main(ctx, verbose: bool, quiet: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 # posetrack track
 
-from .config import config_options, pop_config  # noqa: E402
+from .config import GroupedCommand, config_options, pop_config  # noqa: E402
 from .smoothing import SmoothingConfig  # noqa: E402
 from .tracker import TrackerConfig  # noqa: E402
 
 
-@main.command()
+@main.command(cls=GroupedCommand)
 @click.argument("poses", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Output tracks file (.json: PoseTrack 2018, .csv: one row per person and frame).")
@@ -100,7 +100,7 @@ from .tracker import TrackerConfig  # noqa: E402
                    "the tracker assumes no motion.")
 @click.option("--format", "out_format", type=click.Choice(["posetrack18", "csv", "csv-joints"]),
               help="Output format; default: from the extension of --out.")
-@config_options(TrackerConfig)
+@config_options(TrackerConfig, group="Tracker settings")
 def track(poses, out_path, frames, out_format, **options):
     """Re-run tracking alone on poses already computed.
 
@@ -129,7 +129,7 @@ def track(poses, out_path, frames, out_format, **options):
     _say(f"{len(tracked)} frames, {num_people} poses, {num_tracks} tracks -> {out_path}")
 
 
-@main.command()
+@main.command(cls=GroupedCommand)
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.argument("tracks", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
@@ -137,10 +137,8 @@ def track(poses, out_path, frames, out_format, **options):
 @click.option("--min-joint-score", type=float, default=None,
               help="Hide joints scoring below this (and their limbs). Higher: only confident "
                    "joints, fewer wrong limbs, more gaps. Default: draw every joint the file has.")
-@click.option("--smooth", is_flag=True,
-              help="Smooth the keypoints over time before drawing (One-Euro filter, settings below).")
-@config_options(SmoothingConfig)
-def render(input_path: str, tracks: str, out_path: str, min_joint_score: float | None, smooth: bool,
+@config_options(SmoothingConfig, group="Smoothing settings")
+def render(input_path: str, tracks: str, out_path: str, min_joint_score: float | None,
            **options) -> None:
     """Draw the tracks of TRACKS (PoseTrack 2018 JSON) over INPUT (a video or a frame folder).
 
@@ -149,7 +147,8 @@ def render(input_path: str, tracks: str, out_path: str, min_joint_score: float |
     """
     from .render import render_overlay
 
-    smoothing = pop_config(SmoothingConfig, options) if smooth else None
+    smoothing = pop_config(SmoothingConfig, options)
+    smoothing = smoothing if smoothing.enabled else None
     written = render_overlay(input_path, tracks, out_path, min_joint_score=min_joint_score,
                              smoothing=smoothing, progress=not _quiet())
     _say(f"wrote {out_path} ({written} frames)")
@@ -301,88 +300,42 @@ def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, 
 # ---------------------------------------------------------------------------------------------
 # posetrack run / batch
 
-from .pipeline import PipelineConfig  # noqa: E402
-
-RUN_KEYS = ("pose_model", "detector", "detections", "flow", "flow_scale", "device", "flip_test",
-            "pose_half", "max_pose_batch", "weights_dir", "smooth")
+from .config import dump_settings, pop_settings, settings_options  # noqa: E402
+from .run import RENAMED_KEYS, RunSettings  # noqa: E402
 
 
-def _model_options(command):
+def _run_options(command):
+    """The options run and batch share: every stage's settings (grouped in --help), --config,
+    --print-config, --format, --progress."""
     options = [
-        click.option("--pose-model", help="Pose network: a registered name (posetrack weights "
-                     "list), a .pth/.pt SimpleBaseline checkpoint or an .onnx heatmap model. "
-                     "[default: res50-posetrack18-256x192]"),
-        click.option("--detector", help="Person detector: a registered YOLO name or an "
-                     "ultralytics .pt file. [default: yolo11n]"),
-        click.option("--detections", type=click.Path(exists=True),
-                     help="Precomputed person boxes (COCO detection results JSON) instead of the "
-                          "detector; for batch, a folder with one <clip>.json per clip."),
-        click.option("--flow", type=click.Choice(["auto", "raft-small", "raft-large", "dis", "none"]),
-                     help="Optical flow for joint propagation. auto: raft-small on a GPU, dis on "
-                          "a CPU. [default: auto]"),
-        click.option("--flow-scale", type=click.FloatRange(0.05, 1.0),
-                     help="Resolution the flow is computed at, as a fraction of the frame "
-                          "(only joint positions need it). [default: 0.5]"),
-        click.option("--device", help="auto, cpu or cuda[:N]. [default: auto]"),
-        click.option("--flip-test/--no-flip-test", default=None,
-                     help="Average the heatmaps of each crop and its mirror image (more accurate, "
-                          "twice the pose-network work). [default: on]"),
-        click.option("--pose-half/--no-pose-half", default=None,
-                     help="Half precision for the pose network on a GPU. [default: off]"),
-        click.option("--max-pose-batch", type=click.IntRange(1),
-                     help="Most crops per pose-network forward pass (bounds memory in crowds). "
-                          "[default: 64]"),
-        click.option("--weights-dir", type=click.Path(file_okay=False),
-                     help="Weights cache folder [default: $POSETRACK_WEIGHTS_DIR or "
-                          "~/.cache/posetrack]."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-                     help="YAML file with any of these settings, in sections run, detector, "
-                          "tracker, pipeline (e.g. tracker: {memory_frames: 5}); command-line "
-                          "options override it."),
+                     help="YAML file with any of the settings below, one section per stage "
+                          "(e.g. tracker: {memory_frames: 5}); command-line options override "
+                          "it. --print-config writes a complete one."),
+        click.option("--print-config", is_flag=True,
+                     help="Print the effective settings (defaults, --config file and options "
+                          "merged) as YAML for --config, and stop."),
         click.option("--format", "out_format", type=click.Choice(["posetrack18", "csv", "csv-joints"]),
                      help="Output format; default: from the extension (.json, .csv)."),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
-        click.option("--smooth/--no-smooth", default=None,
-                     help="Smooth the written and drawn keypoints over time (One-Euro filter; "
-                          "less jitter in overlays, keypoints no longer exactly the network's, so "
-                          "leave it off for evaluation). [default: off]"),
     ]
-    from .detection import DetectorConfig
-    from .smoothing import SmoothingConfig
-
     for option in reversed(options):
         command = option(command)
-    for config_cls in (DetectorConfig, PipelineConfig, TrackerConfig, SmoothingConfig):
-        command = config_options(config_cls)(command)
-    return command
+    return settings_options(RunSettings)(command)
 
 
-def _build_run_settings(options: dict):
-    """Split the command's options into ModelSpec, the stage configs and the smoothing config
-    (None when smoothing is off). Values from --config YAML are overridden by options given."""
-    from .config import load_yaml_config
-    from .detection import DetectorConfig
-    from .run import ModelSpec
-    from .smoothing import SmoothingConfig
-
-    config_file = options.pop("config_file", None)
-    sections = {"run": list(RUN_KEYS), "detector": DetectorConfig, "tracker": TrackerConfig,
-                "pipeline": PipelineConfig, "smoothing": SmoothingConfig}
-    yaml = load_yaml_config(config_file, sections) if config_file else {k: {} for k in sections}
-    run_values = dict(yaml["run"])
-    run_values.update({k: options.pop(k) for k in RUN_KEYS if options.get(k) is not None})
-    for key in RUN_KEYS:
-        options.pop(key, None)
-    smooth = run_values.pop("smooth", False)
-    spec = ModelSpec(**run_values)
-    detector = pop_config(DetectorConfig, options, yaml["detector"])
-    tracker = pop_config(TrackerConfig, options, yaml["tracker"])
-    pipeline = pop_config(PipelineConfig, options, yaml["pipeline"])
-    smoothing = pop_config(SmoothingConfig, options, yaml["smoothing"])
-    return spec, detector, tracker, pipeline, smoothing if smooth else None
+def _settings(options: dict) -> RunSettings:
+    """The run settings from the --config file (if any) overridden by the options given; the
+    used keys are removed from ``options``."""
+    return pop_settings(RunSettings, options, options.pop("config_file", None), RENAMED_KEYS)
 
 
-@main.command()
+def _print_config(settings: RunSettings) -> None:
+    click.echo("# posetrack run/batch settings; use with --config FILE", nl=True)
+    click.echo(dump_settings(settings), nl=False)
+
+
+@main.command(cls=GroupedCommand)
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Tracks file: .json (PoseTrack 2018) or .csv.")
@@ -391,31 +344,32 @@ def _build_run_settings(options: dict):
 @click.option("--annotations", type=click.Path(exists=True, dir_okay=False),
               help="For a PoseTrack frame folder: its annotation file. The output then has the "
                    "same images (names, ids, count), so `posetrack eval` pairs it with it.")
-@_model_options
-def run(input_path, out_path, render_path, annotations, progress, out_format, **options):
+@_run_options
+def run(input_path, out_path, render_path, annotations, progress, out_format, print_config,
+        **options):
     """Track the people in a video file or a folder of frames."""
+    config_file = options.get("config_file")
+    settings = _settings(options)
+    if print_config:
+        return _print_config(settings)
     from .fileio import check_outputs
     from .run import clip_outputs, load_models, run_clip
 
-    config_file = options.get("config_file")
-    spec, detector_config, tracker_config, pipeline_config, smoothing = _build_run_settings(options)
     # before the models load: a bad output path fails at once, not after minutes of work
     check_outputs(clip_outputs(out_path, render_path, out_format),
-                  inputs=[input_path, annotations, spec.detections, config_file, spec.pose_model,
-                          spec.detector])
-    models = load_models(spec, detector_config)
-    summary = run_clip(input_path, out_path, models, spec, pipeline=pipeline_config,
-                       tracker=tracker_config, annotations=annotations,
-                       detections_file=spec.detections, out_format=out_format,
-                       render_path=render_path, smoothing=smoothing,
-                       progress=progress and not _quiet())
+                  inputs=[input_path, annotations, settings.detection.detections, config_file,
+                          settings.models.pose_model, settings.models.detector])
+    models = load_models(settings)
+    summary = run_clip(input_path, out_path, models, settings, annotations=annotations,
+                       detections_file=settings.detection.detections, out_format=out_format,
+                       render_path=render_path, progress=progress and not _quiet())
     for line in summary.lines():
         _say(line)
     if render_path:
         _say(f"overlay -> {render_path}")
 
 
-@main.command()
+@main.command(cls=GroupedCommand)
 @click.argument("clips_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder (created if missing): one <clip>.json per clip, usable as "
@@ -423,21 +377,23 @@ def run(input_path, out_path, render_path, annotations, progress, out_format, **
 @click.option("--annotations", type=click.Path(exists=True, file_okay=False),
               help="Folder of PoseTrack annotation files, one <clip>.json per frame-folder clip "
                    "(see run --annotations).")
-@_model_options
-def batch(clips_dir, out_dir, annotations, progress, out_format, **options):
+@_run_options
+def batch(clips_dir, out_dir, annotations, progress, out_format, print_config, **options):
     """Track every video and frame folder in CLIPS_DIR; rerun to resume after a stop."""
+    settings = _settings(options)
+    if print_config:
+        return _print_config(settings)
     from .run import check_batch_outputs, load_models, run_batch
 
-    spec, detector_config, tracker_config, pipeline_config, smoothing = _build_run_settings(options)
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise PosetrackError(f"{out_dir}: cannot create the output folder ({err.strerror or err})") from None
-    check_batch_outputs(clips_dir, out_dir, spec, annotations, out_format)  # before the models load
-    models = load_models(spec, detector_config)
-    report = run_batch(clips_dir, out_dir, models, spec, pipeline=pipeline_config,
-                       tracker=tracker_config, annotations_dir=annotations, out_format=out_format,
-                       smoothing=smoothing, progress=progress and not _quiet(),
+    check_batch_outputs(clips_dir, out_dir, settings.detection.detections, annotations,
+                        out_format)  # before the models load
+    models = load_models(settings)
+    report = run_batch(clips_dir, out_dir, models, settings, annotations_dir=annotations,
+                       out_format=out_format, progress=progress and not _quiet(),
                        on_clip=lambda s: _say("\n".join(s.lines())))
     _say(f"batch: {len(report.done)} done, {len(report.skipped)} skipped (output already "
          f"there), {len(report.failed)} failed")

@@ -1,50 +1,150 @@
-"""Settings plumbing: click options generated from config dataclasses, and YAML config files.
+"""Settings plumbing: click options generated from config dataclasses, YAML config files, and
+``--help`` grouped by stage.
 
-Each stage has a small frozen dataclass whose fields carry their help text (``metadata["help"]``).
-The same fields become command-line options (``--memory-frames``) and YAML keys
-(``tracker: {memory_frames: 5}``); an unknown key is answered with the closest known one.
+Each stage has a small frozen dataclass whose fields are made with ``checks.setting`` (help
+text, allowed values). The same fields become command-line options (``--memory-frames``) and
+YAML keys (``tracker: {memory_frames: 5}``), and are checked the same way from both: a bad
+value is one line naming where it came from (the option, or the file, section and key), the
+value and what is allowed; an unknown key is answered with the closest known one.
+
+A *settings tree* is a frozen dataclass whose fields are stage configs made with
+:func:`section` (e.g. ``run.RunSettings``): its sections are the YAML sections and the groups of
+``--help``; :func:`settings_options`, :func:`pop_settings` and :func:`dump_settings` work on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 from pathlib import Path
 
 import click
 
+from .checks import SettingError, check_value, field_types
 from .errors import PosetrackError
 
-
-def _option_name(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
+log = logging.getLogger(__name__)
 
 
-def config_options(config_cls):
-    """A decorator adding one click option per field of ``config_cls`` (default: unset)."""
+def section(config_cls, title: str, help: str = ""):
+    """A field of a settings tree: one stage's config, its ``--help`` group title and a line
+    about the stage."""
+    return dataclasses.field(default_factory=config_cls, metadata={"title": title, "help": help})
+
+
+def option_name(f: dataclasses.Field) -> str:
+    """The command-line name of a config field, without dashes."""
+    return f.metadata.get("option") or f.name.replace("_", "-")
+
+
+class SettingOption(click.Option):
+    """A click option generated from a config field; ``group`` is its ``--help`` heading."""
+
+    def __init__(self, *args, group: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+
+class GroupedCommand(click.Command):
+    """A command whose ``--help`` lists its own options first, then the settings of each stage
+    under the stage's heading. With ``--print-config`` among the arguments, no argument or
+    option is required (the command prints its settings and stops)."""
+
+    def format_options(self, ctx, formatter):
+        groups: dict[str, list] = {"Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                groups.setdefault(getattr(param, "group", None) or "Options", []).append(record)
+        for title, records in groups.items():
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+    def parse_args(self, ctx, args):
+        if "--print-config" not in args:
+            return super().parse_args(ctx, args)
+        required = [p for p in self.params if p.required]
+        for param in required:
+            param.required = False
+        try:
+            return super().parse_args(ctx, args)
+        finally:
+            for param in required:
+                param.required = True
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    default = f.default
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return "none" if default is None else str(default)
+
+
+_PATH_TYPES = {"path": click.Path(), "dir": click.Path(file_okay=False),
+               "existing-path": click.Path(exists=True)}
+
+
+def config_options(config_cls, prefix: str = "", group: str | None = None):
+    """A decorator adding one click option per field of ``config_cls`` (default: unset, so a
+    value from a YAML file shows through). ``prefix`` is put before each parameter name (the
+    keyword the command receives); ``group`` is the ``--help`` heading."""
+    from .checks import expected_text
+
+    types = field_types(config_cls)
+
     def decorate(command):
         for f in reversed(dataclasses.fields(config_cls)):
-            default = f.default
-            kind = type(default) if isinstance(default, (int, float, str)) else None
-            if isinstance(default, bool):
-                command = click.option(_option_name(f.name) + "/--no-" + f.name.replace("_", "-"),
-                                       f.name, default=None,
-                                       help=f"{f.metadata.get('help', '')} [default: {default}]")(command)
+            base, optional = types[f.name]
+            name, flag = prefix + f.name, "--" + option_name(f)
+            help_text = f"{f.metadata.get('help', '')} [default: {_default_text(f)}]"
+            if base is bool:
+                decls = [f"{flag}/--no-{option_name(f)}", name]
+                command = click.option(*decls, default=None, help=help_text, cls=SettingOption,
+                                       group=group)(command)
                 continue
-            command = click.option(_option_name(f.name), f.name, type=kind, default=None,
-                                   help=f"{f.metadata.get('help', '')} [default: {default}]")(command)
+            kind = _PATH_TYPES.get(f.metadata.get("kind"))
+            if kind is None and f.metadata.get("choices"):
+                kind = click.Choice(f.metadata["choices"])
+            elif kind is None:
+                kind = {int: int, float: float}.get(base, str)
+                if base in (int, float) and f.metadata.get("low") is not None:
+                    help_text = help_text[:-1] + f"; {expected_text(base, False, f.metadata)}]"
+            command = click.option(flag, name, type=kind, default=None, help=help_text,
+                                   cls=SettingOption, group=group)(command)
         return command
     return decorate
 
 
-def pop_config(config_cls, options: dict, base: dict | None = None):
-    """Build ``config_cls`` from values in ``base`` (e.g. a YAML section) overridden by the
-    command-line ``options`` that were given; the used keys are removed from ``options``."""
-    values = dict(base or {})
-    for f in dataclasses.fields(config_cls):
-        value = options.pop(f.name, None)
+def _checked(config_cls, values: dict, where) -> dict:
+    """Each value checked against its field; ``where(key)`` names its origin in a message."""
+    out = {}
+    for key, value in values.items():
+        try:
+            out[key] = check_value(config_cls, key, value)
+        except SettingError as err:
+            raise PosetrackError(f"{where(key)}: must be {err.expected}, got {value!r}") from None
+    return out
+
+
+def pop_config(config_cls, options: dict, base: dict | None = None, *, prefix: str = "",
+               source=None, section_name: str | None = None):
+    """Build ``config_cls`` from values in ``base`` (e.g. a YAML section of file ``source``)
+    overridden by the command-line ``options`` that were given; the used keys are removed from
+    ``options``. A bad value raises PosetrackError naming the option, or the file, section and
+    key, with the value and what is allowed."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    in_file = f"{section_name}.{{}}" if section_name else "{}"
+    written = getattr(base, "written", {})
+    values = _checked(config_cls, dict(base or {}),
+                      lambda key: f"{source or 'config'}: {written.get(key) or in_file.format(key)}")
+    given = {}
+    for name in fields:
+        value = options.pop(prefix + name, None)
         if value is not None:
-            values[f.name] = value
+            given[name] = value
+    values.update(_checked(config_cls, given, lambda key: "--" + option_name(fields[key])))
     try:
         return config_cls(**values)
     except ValueError as err:
@@ -61,18 +161,31 @@ def check_keys(where: str, keys, known) -> None:
             raise PosetrackError(f"{where}: unknown key '{key}'{hint}")
 
 
-def load_yaml_config(path, sections: dict) -> dict:
+class YamlSection(dict):
+    """A section's values as read; ``written`` maps each key to ``section.key`` as the file
+    spells it (an old name, for a renamed key), for messages."""
+
+    def __init__(self):
+        super().__init__()
+        self.written: dict[str, str] = {}
+
+
+def load_yaml_config(path, sections: dict, renamed: dict | None = None) -> dict:
     """Read a YAML settings file of the form ``{section: {field: value}}``.
 
     Args:
         sections: section name -> config dataclass (its fields are the allowed keys), or -> a
             list of allowed keys for sections that are not a dataclass (e.g. top-level options).
+        renamed: old ``"section.key"`` -> new ``"section.key"``: an old name is still read,
+            with a warning naming the new one.
 
     Returns:
-        section name -> dict of the given values (missing sections are empty).
+        section name -> dict of the given values (missing sections are empty). Values are not
+        checked here: ``pop_config`` checks them and names the file, section and key.
     """
     import yaml
 
+    renamed = renamed or {}
     path = Path(path)
     if not path.is_file():
         raise PosetrackError(f"{path}: no such config file")
@@ -82,13 +195,79 @@ def load_yaml_config(path, sections: dict) -> dict:
         raise PosetrackError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise PosetrackError(f"{path}: expected a mapping of sections ({', '.join(sections)})")
-    check_keys(str(path), data, sections)
-    result = {}
-    for name, spec in sections.items():
-        section = data.get(name) or {}
-        if not isinstance(section, dict):
+    old_sections = {old.split(".")[0] for old in renamed} - set(sections)
+    check_keys(str(path), data, list(sections) + sorted(old_sections))
+    result = {name: YamlSection() for name in sections}
+    for name, section_values in data.items():
+        section_values = section_values or {}
+        if not isinstance(section_values, dict):
             raise PosetrackError(f"{path}: section '{name}' must be a mapping")
-        allowed = [f.name for f in dataclasses.fields(spec)] if dataclasses.is_dataclass(spec) else spec
-        check_keys(f"{path}: section '{name}'", section, allowed)
-        result[name] = dict(section)
+        spec = sections.get(name, ())
+        if dataclasses.is_dataclass(spec):
+            allowed = [f.name for f in dataclasses.fields(spec)]
+        else:
+            allowed = list(spec)
+        old_keys = [old.split(".", 1)[1] for old in renamed if old.split(".")[0] == name]
+        check_keys(f"{path}: section '{name}'", section_values, allowed + old_keys)
+        for key, value in section_values.items():
+            if key in allowed:
+                new_section, new_key = name, key
+            else:
+                new_section, new_key = renamed[f"{name}.{key}"].split(".", 1)
+                log.warning("%s: %s.%s is now %s.%s (the old name is still read, for now)",
+                            path, name, key, new_section, new_key)
+            if new_key in result[new_section]:
+                raise PosetrackError(f"{path}: {new_section}.{new_key} is given twice "
+                                     f"(also as {name}.{key})")
+            result[new_section][new_key] = value
+            result[new_section].written[new_key] = f"{name}.{key}"
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings trees
+
+
+def tree_sections(tree_cls) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(tree_cls))
+
+
+def settings_options(tree_cls):
+    """A decorator adding the options of every section of a settings tree, grouped in
+    ``--help`` under the section's title; parameter names are ``<section>__<field>``."""
+    def decorate(command):
+        for f in reversed(tree_sections(tree_cls)):
+            title = f"{f.metadata['title']} settings (YAML section '{f.name}')"
+            command = config_options(f.default_factory, prefix=f"{f.name}__", group=title)(command)
+        return command
+    return decorate
+
+
+def check_unique_options(tree_cls) -> None:
+    """Raise ValueError when two fields of a tree share a command-line name."""
+    seen: dict[str, str] = {}
+    for s in tree_sections(tree_cls):
+        for f in dataclasses.fields(s.default_factory):
+            name = option_name(f)
+            if name in seen:
+                raise ValueError(f"--{name} is both {seen[name]} and {s.name}.{f.name}")
+            seen[name] = f"{s.name}.{f.name}"
+
+
+def pop_settings(tree_cls, options: dict, config_file=None, renamed: dict | None = None):
+    """The settings tree from the YAML file ``config_file`` (optional) overridden by the
+    command-line ``options`` given (from :func:`settings_options`; used keys are removed)."""
+    sections = {s.name: s.default_factory for s in tree_sections(tree_cls)}
+    values = load_yaml_config(config_file, sections, renamed) if config_file else {}
+    return tree_cls(**{
+        name: pop_config(cls, options, values.get(name), prefix=f"{name}__", source=config_file,
+                         section_name=name)
+        for name, cls in sections.items()})
+
+
+def dump_settings(tree) -> str:
+    """The tree as YAML that :func:`pop_settings` reads back to an equal tree."""
+    import yaml
+
+    data = {s.name: dataclasses.asdict(getattr(tree, s.name)) for s in tree_sections(type(tree))}
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

@@ -25,29 +25,25 @@ only, so fine detail matters little: half resolution costs a fraction of a pixel
 joints and saves about 3/4 of the time; very small people (a few tens of pixels tall) are where a
 lower scale starts to lose them.
 
-OpenCV is imported here; torch only when a RAFT estimator is built.
+OpenCV is imported when a flow is computed, torch only when a RAFT estimator is built (the
+settings alone import neither, so the command line starts quickly).
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
-from .checks import require_count
+from .checks import same_setting, setting, validate
 from .errors import PosetrackError
 from .geometry import sample_flow
 
 FLOW_METHODS = ("dis", "raft-small", "raft-large", "none")
-DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
+DIS_PRESETS = ("ultrafast", "fast", "medium")  # cv2.DISOPTICAL_FLOW_PRESET_<NAME>
 RAFT_ARCHS = ("small", "large")
 # torchvision's RAFT refuses feature maps (1/8 of the input) smaller than 16 on a side: its
 # correlation pyramid halves them three times. Smaller inputs are padded up to this.
@@ -151,11 +147,6 @@ def _scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _check_scale(scale: float) -> None:
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"scale must lie in (0, 1], got {scale!r}")
-
-
 # ---------------------------------------------------------------------------------------------
 # No flow
 
@@ -179,20 +170,18 @@ class NoFlow:
 class DisConfig:
     """Settings of :class:`DisFlow`."""
 
-    preset: str = field(default="medium", metadata={"help": (
-        "DIS preset: ultrafast, fast or medium. medium refines on finer scales with more "
+    preset: str = setting("medium", (
+        "DIS preset. medium refines on finer scales with more "
         "iterations and follows limbs and weak texture best; at scale 0.5 on 720p it takes "
         "about 33 ms a frame on 2 CPU cores, fast 9 ms, ultrafast 6 ms (but errs up to "
-        "~1 px on a plain translation).")})
-    scale: float = field(default=0.5, metadata={"help": (
+        "~1 px on a plain translation)."), choices=DIS_PRESETS)
+    scale: float = setting(0.5, (
         "Resolution the flow is computed at, as a fraction of the frame size. Lower: faster "
         "(time falls with the pixel count), but motion of small people and thin limbs blurs "
-        "into the background.")})
+        "into the background."), low=0.0, high=1.0, low_open=True)
 
     def __post_init__(self):
-        if self.preset not in DIS_PRESETS:
-            raise ValueError(f"preset must be one of {sorted(DIS_PRESETS)}, got {self.preset!r}")
-        _check_scale(self.scale)
+        validate(self)
 
 
 class DisFlow:
@@ -200,13 +189,18 @@ class DisFlow:
 
     def __init__(self, config: DisConfig = DisConfig()):
         self.config = config
-        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[config.preset])
+        import cv2
+
+        preset = getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{config.preset.upper()}")
+        self._dis = cv2.DISOpticalFlow_create(preset)
 
     def __call__(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> np.ndarray:
         return self.field(prev_bgr, next_bgr).dense()
 
     def field(self, prev_bgr: np.ndarray, next_bgr: np.ndarray) -> HostFlowField:
         """The flow at the processing scale, (h, w, 2) in its own pixels (no full-size copy)."""
+        import cv2
+
         _check_pair(prev_bgr, next_bgr)
         height, width = prev_bgr.shape[:2]
         small_h, small_w = _scaled_size(height, width, self.config.scale)
@@ -221,6 +215,8 @@ class DisFlow:
 
 def _to_full_size(flow: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize an (h, w, 2) flow field to (height, width) and rescale its vectors to match."""
+    import cv2
+
     small_h, small_w = flow.shape[:2]
     if (small_h, small_w) == (height, width):
         return np.ascontiguousarray(flow, dtype=np.float32)
@@ -238,19 +234,19 @@ def _to_full_size(flow: np.ndarray, height: int, width: int) -> np.ndarray:
 class RaftConfig:
     """Settings of :class:`RaftFlow`."""
 
-    scale: float = field(default=0.5, metadata={"help": (
+    scale: float = setting(0.5, (
         "Resolution RAFT runs at, as a fraction of the frame size. Lower: faster and lighter "
-        "(cost grows with the pixel count), coarser motion of small people.")})
-    num_flow_updates: int = field(default=12, metadata={"help": (
-        "RAFT's recurrent refinement steps (12 in the paper's evaluation). Fewer: faster, "
-        "rougher flow; past 12 little changes.")})
-    half: bool = field(default=True, metadata={"help": (
-        "Run in half precision (autocast) on a GPU: about twice as fast, flow within a small "
-        "fraction of a pixel. Ignored on a CPU.")})
+        "(cost grows with the pixel count), coarser motion of small people."),
+        low=0.0, high=1.0, low_open=True)
+    num_flow_updates: int = setting(12, (
+        "RAFT's recurrent refinement steps (12 in RAFT's evaluation). Fewer: faster, rougher "
+        "flow; past 12 little changes."), low=1)
+    half: bool = setting(True, (
+        "RAFT in half precision (autocast) on a GPU: about twice as fast, flow within a small "
+        "fraction of a pixel. Ignored on a CPU."))
 
     def __post_init__(self):
-        _check_scale(self.scale)
-        require_count(self, "num_flow_updates")
+        validate(self)
 
 
 class RaftFlow:
@@ -417,8 +413,32 @@ def _load_state_dict_strict(model, path: Path) -> None:
 # Factory
 
 
+@dataclass(frozen=True)
+class FlowConfig:
+    """Settings of the flow stage (the command line's and YAML's ``flow`` section): which
+    method, at which resolution, and each method's own speed/accuracy setting."""
+
+    method: str = setting("auto", (
+        "Optical flow that moves each track's joints into the next frame. raft-small / "
+        "raft-large: most accurate on fast motion, need a GPU to be quick; dis: OpenCV on the "
+        "CPU, fast; none: joints stay put (tracking by pose alone). auto: raft-small on a GPU, "
+        "dis on a CPU."), choices=("auto",) + FLOW_METHODS, option="flow")
+    scale: float = setting(0.5, (
+        "Resolution the flow is computed at, as a fraction of the frame (only joint positions "
+        "need it). Lower: faster (time falls with the pixel count), small people's and thin "
+        "limbs' motion blurs into the background; DIS at 0.5 on 720p: 20 ms a frame against 70 "
+        "at 1."), low=0.0, high=1.0, low_open=True, option="flow-scale")
+    dis_preset: str = same_setting(DisConfig, "preset")
+    raft_iterations: int = same_setting(RaftConfig, "num_flow_updates")
+    raft_half: bool = same_setting(RaftConfig, "half")
+
+    def __post_init__(self):
+        validate(self)
+
+
 def make_flow(name: str = "dis", device="cpu", scale: float | None = None,
-              weights: str | Path | None = None, weights_dir=None) -> FlowEstimator:
+              weights: str | Path | None = None, weights_dir=None, *, dis_preset: str = "medium",
+              raft_iterations: int = 12, raft_half: bool = True) -> FlowEstimator:
     """Build a flow estimator by method name.
 
     Args:
@@ -428,6 +448,7 @@ def make_flow(name: str = "dis", device="cpu", scale: float | None = None,
         weights: RAFT weights (a known name or a file); None: the published weights of that
             RAFT ("raft-small" / "raft-large"), downloaded on first use.
         weights_dir: the weights cache folder.
+        dis_preset, raft_iterations, raft_half: see :class:`FlowConfig`.
     """
     if name not in FLOW_METHODS:
         close = difflib.get_close_matches(str(name), FLOW_METHODS, n=1, cutoff=0.4)
@@ -438,11 +459,23 @@ def make_flow(name: str = "dis", device="cpu", scale: float | None = None,
     scale_kw = {} if scale is None else {"scale": scale}
     try:
         if name == "dis":
-            return DisFlow(DisConfig(**scale_kw))
+            return DisFlow(DisConfig(preset=dis_preset, **scale_kw))
         if name == "none":
             return NoFlow()
         arch = name.removeprefix("raft-")
-        return RaftFlow(arch, weights if weights is not None else name, RaftConfig(**scale_kw),
-                        device, weights_dir)
+        config = RaftConfig(num_flow_updates=raft_iterations, half=raft_half, **scale_kw)
+        return RaftFlow(arch, weights if weights is not None else name, config, device, weights_dir)
     except ValueError as err:
         raise PosetrackError(f"bad flow setting: {err}") from None
+
+
+def flow_from_config(config: FlowConfig, device: str = "cpu",
+                     weights_dir=None) -> FlowEstimator | None:
+    """The flow estimator ``config`` asks for on ``device`` (a resolved device, not "auto");
+    None for method "none" (the pipeline then assumes no motion)."""
+    name = config.method if config.method != "auto" else ("dis" if device == "cpu" else "raft-small")
+    if name == "none":
+        return None
+    return make_flow(name, device=device, scale=config.scale, weights_dir=weights_dir,
+                     dis_preset=config.dis_preset, raft_iterations=config.raft_iterations,
+                     raft_half=config.raft_half)

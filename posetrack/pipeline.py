@@ -7,7 +7,8 @@ neither steals the person's track nor starts a false one.
 The loop takes its stages as plain callables, so any detector, pose model or flow method (or a
 fake in a test) plugs in:
 
-* ``detect(index, image) -> Detections``: person boxes of frame ``index``;
+* ``detect(index, image) -> Detections``: person boxes of frame ``index`` (those scoring at
+  least the detection stage's ``min_score``: the detector and the detections file filter them);
 * ``flow(previous_image, image)`` -> the flow between them: an (H, W, 2) displacement or a flow
   field that the tracker reads at the joints only (``FlowEstimator.field``), or ``flow=None``
   for no motion;
@@ -20,12 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
 
-from .checks import require_fraction
+from .checks import setting, validate
 from .frame import Detections, Poses
 from .geometry import box_area, nms, suppress_by_similarity
 from .oks import oks_matrix
@@ -36,32 +37,25 @@ STAGES = ("decode", "detect", "flow", "pose", "match")
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Settings of the loop around the models and the tracker."""
+    """Settings of the loop around the models and the tracker. Which detections are estimated
+    at all is the detection stage's ``min_score`` (``detection.DetectorConfig``)."""
 
-    detection_min_score: float = field(default=0.25, metadata={"help": (
-        "Detections scoring below this are not estimated. The paper uses 0.5 with a strong "
-        "detector (FPN-DCN); small fast detectors score people lower: on the PoseTrack sample "
-        "with yolov5n boxes, AP was 43.4 at 0.25, 37.4 at 0.35, 18.7 at 0.5. Lower: more people "
-        "found, more false poses and pose-network time.")})
-    unify_iou: float = field(default=0.6, metadata={"help": (
+    unify_iou: float = setting(0.6, (
         "NMS IoU above which a detected box and a flow-propagated box count as one person "
-        "(the higher-scoring one is kept). Higher: fewer people merged, more duplicate poses.")})
-    pose_nms_oks: float = field(default=0.7, metadata={"help": (
+        "(the higher-scoring one is kept). Higher: fewer people merged, more duplicate poses; "
+        "lower: two people close together may become one."), low=0.0, high=1.0)
+    pose_nms_oks: float = setting(0.7, (
         "OKS above which two estimated poses count as one person (the one with the higher box "
         "score is kept), over the joints confident in both; catches a detected and a propagated "
         "box that overlap too little for the box NMS but hold the same person. Lower: fewer "
-        "duplicates, risk of dropping one of two people in a tight embrace; 1: off.")})
-    output_box_threshold: float = field(default=0.25, metadata={"help": (
-        "People whose box score is below this are left out of the written tracks (the paper's "
-        "0.5 suits a strong detector; see detection_min_score for the measurement behind 0.25). "
-        "Lower: more recall, more false positives.")})
-    output_joint_threshold: float = field(default=0.4, metadata={"help": (
-        "Joints scoring below this are written as absent (the paper's 0.4). Lower: more joints, "
-        "more of them wrong.")})
+        "duplicates, risk of dropping one of two people in a tight embrace; 1: off."),
+        low=0.0, high=1.0)
+    output_joint_threshold: float = setting(0.4, (
+        "Joints scoring below this are written as absent (the paper's 0.4); a person left with "
+        "no joint is not written. Lower: more joints, more of them wrong."), low=0.0, high=1.0)
 
     def __post_init__(self):
-        require_fraction(self, "detection_min_score", "unify_iou", "pose_nms_oks",
-                         "output_box_threshold", "output_joint_threshold")
+        validate(self)
 
 
 class StageTimes:
@@ -122,10 +116,8 @@ def pose_nms(poses: Poses, oks_threshold: float, joint_threshold: float) -> Pose
 
 
 def filter_output(poses: Poses, config: PipelineConfig) -> Poses:
-    """Drop people below the output box threshold, mark joints below the joint threshold absent
-    (NaN), as the paper does for the evaluated output, and drop people left with no joint.
-    Unknown box scores (NaN) pass."""
-    poses = poses[~(poses.box_scores < config.output_box_threshold)]
+    """Mark joints below the joint threshold absent (NaN), as the paper does for the evaluated
+    output, and drop people left with no joint."""
     keypoints = poses.keypoints_xy.copy()
     keypoints[poses.keypoint_scores < config.output_joint_threshold] = np.nan
     poses = poses.replace(keypoints_xy=keypoints)
@@ -144,7 +136,6 @@ def iter_tracked(frames: Iterable, detect, estimate, flow, tracker: Tracker,
     for index, image in times.iterate("decode", frames):
         with times("detect"):
             detections = detect(index, image)
-            detections = detections[detections.scores >= config.detection_min_score]
         with times("flow"):
             motion = flow(previous, image) if flow is not None and previous is not None else None
         with times("match"):

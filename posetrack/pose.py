@@ -454,7 +454,8 @@ class PoseEstimator:
 
 
 def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = True,
-                        half: bool = False, joint_layout: str | None = None,
+                        half: bool = False, box_padding: float = transforms.BOX_PADDING,
+                        joint_layout: str | None = None,
                         input_size_hw: tuple[int, int] | None = None, depth: int | None = None,
                         weights_dir=None, onnx_threads: int | None = None,
                         channels_last: bool = True, network_batch="auto") -> PoseEstimator:
@@ -467,6 +468,7 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
         device: "cpu", "cuda", "cuda:1", ...; crops are cut and the network runs there.
         flip_test: see :class:`PoseEstimatorConfig`.
         half: float16 network on CUDA (torch backend only).
+        box_padding: see :class:`PoseEstimatorConfig`.
         joint_layout: "coco17" or "posetrack17". None: for a checkpoint, "posetrack17" when its
             file name contains "posetrack", else "coco17"; for ONNX, the layout our exporter wrote
             into the file, else "coco17".
@@ -486,7 +488,7 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
     if known is not None:  # a registered name: the manifest states joints and input size
         joint_layout = joint_layout or known.joints
         input_size_hw = input_size_hw or (tuple(known.input_hw) if known.input_hw else None)
-    config = PoseEstimatorConfig(flip_test=flip_test)
+    config = PoseEstimatorConfig(flip_test=flip_test, box_padding=box_padding)
     if path.suffix.lower() == ".onnx":
         if half:
             raise PosetrackError(f"{path}: half precision is for the torch backend; export a "

@@ -10,20 +10,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from .checks import setting, validate
+from .config import section
+from .detection import DetectorConfig
 from .errors import PosetrackError
 from .fileio import check_outputs
+from .flow import FlowConfig
 from .formats import PoseTrackVideo, read_posetrack, video_from_frames, write_tracks
 from .pipeline import PipelineConfig, StageTimes, filter_output, iter_tracked
+from .smoothing import SmoothingConfig
 from .tracker import Tracker, TrackerConfig
+from .transforms import BOX_PADDING
 
 log = logging.getLogger(__name__)
 
-FLOW_METHODS = ("auto", "raft-small", "raft-large", "dis", "none")
 DEFAULT_POSE_MODEL = "res50-posetrack18-256x192"
 DEFAULT_DETECTOR = "yolo11n"
 
@@ -32,16 +37,71 @@ DEFAULT_DETECTOR = "yolo11n"
 class ModelSpec:
     """Which models to use and where to run them (names, paths and devices, nothing loaded)."""
 
-    pose_model: str = DEFAULT_POSE_MODEL
-    detector: str = DEFAULT_DETECTOR
-    detections: str | None = None  # a COCO results file (run) or a folder of them (batch)
-    flow: str = "auto"
-    flow_scale: float = 0.5
-    device: str = "auto"
-    flip_test: bool = True
-    pose_half: bool = False
-    max_pose_batch: int = 64
-    weights_dir: str | None = None
+    pose_model: str = setting(DEFAULT_POSE_MODEL, (
+        "Pose network: a registered name (posetrack weights list), a .pth/.pt SimpleBaseline "
+        "checkpoint or an .onnx heatmap model. ResNet-50 is the paper's; smaller or ONNX models "
+        "are faster on a CPU, less accurate."))
+    detector: str = setting(DEFAULT_DETECTOR, (
+        "Person detector: a registered YOLO name or an ultralytics .pt file. Larger models find "
+        "more small and occluded people, slower. Not used with --detections."))
+    device: str = setting("auto", (
+        "Where the networks run: auto (the first GPU if there is one, else the CPU), cpu, cuda "
+        "or cuda:N."), kind="device")
+    weights_dir: str | None = setting(None, (
+        "Weights cache folder; none: $POSETRACK_WEIGHTS_DIR, else ~/.cache/posetrack/weights."),
+        kind="dir")
+
+    def __post_init__(self):
+        validate(self)
+
+
+@dataclass(frozen=True)
+class PoseConfig:
+    """Settings of the pose stage: accuracy against time and memory."""
+
+    flip_test: bool = setting(True, (
+        "Average the heatmaps of each crop and its mirror image: about 1 AP more accurate (COCO, "
+        "SimpleBaseline), twice the pose-network work."))
+    half: bool = setting(False, (
+        "Half precision for the pose network on a GPU (torch checkpoints): faster, keypoints "
+        "within a fraction of a pixel. Ignored on a CPU."), option="pose-half")
+    max_batch: int = setting(64, (
+        "Most crops per pose-network call. Lower: bounds GPU memory in crowds; higher: fewer "
+        "calls (a little faster on a GPU)."), low=1, option="max-pose-batch")
+    box_padding: float = setting(BOX_PADDING, (
+        "How much each person box is enlarged (after padding to the network's aspect ratio) "
+        "before the crop is cut; the original's 1.25. Higher: limbs outside the box stay in "
+        "view, fewer pixels per person; lower: the reverse."), low=0.0, low_open=True)
+
+    def __post_init__(self):
+        validate(self)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Every setting of ``posetrack run`` / ``batch``, one section per stage: the YAML file's
+    sections and the groups of ``--help``."""
+
+    models: ModelSpec = section(ModelSpec, "Models")
+    detection: DetectorConfig = section(DetectorConfig, "Detection")
+    flow: FlowConfig = section(FlowConfig, "Flow")
+    pose: PoseConfig = section(PoseConfig, "Pose")
+    pipeline: PipelineConfig = section(PipelineConfig, "Pipeline")
+    tracker: TrackerConfig = section(TrackerConfig, "Tracker")
+    smoothing: SmoothingConfig = section(SmoothingConfig, "Smoothing")
+
+
+# YAML keys of earlier versions -> their place now (read with a warning)
+RENAMED_KEYS = {
+    **{f"run.{key}": f"models.{key}" for key in ("pose_model", "detector", "device", "weights_dir")},
+    "run.detections": "detection.detections", "run.flow": "flow.method",
+    "run.flow_scale": "flow.scale", "run.flip_test": "pose.flip_test", "run.pose_half": "pose.half",
+    "run.max_pose_batch": "pose.max_batch", "run.smooth": "smoothing.enabled",
+    **{f"detector.{f.name}": f"detection.{f.name}" for f in fields(DetectorConfig)},
+    "detector.score_threshold": "detection.min_score",
+    "pipeline.detection_min_score": "detection.min_score",
+    "pipeline.output_box_threshold": "detection.min_score",
+}
 
 
 @dataclass
@@ -68,22 +128,22 @@ def pick_device(device: str) -> str:
     return device
 
 
-def load_models(spec: ModelSpec, detector_config=None) -> Models:
+def load_models(settings: RunSettings = RunSettings()) -> Models:
     """Load the pose model, the flow method and (unless detections are precomputed) the detector."""
-    from .flow import make_flow
+    from .flow import flow_from_config
     from .pose import load_pose_estimator
 
+    spec, pose = settings.models, settings.pose
     device = pick_device(spec.device)
-    estimator = load_pose_estimator(spec.pose_model, device, flip_test=spec.flip_test,
-                                    half=spec.pose_half and device != "cpu", weights_dir=spec.weights_dir)
-    flow_name = spec.flow if spec.flow != "auto" else ("raft-small" if device != "cpu" else "dis")
-    flow = None if flow_name == "none" else make_flow(flow_name, device=device, scale=spec.flow_scale,
-                                                     weights_dir=spec.weights_dir)
+    estimator = load_pose_estimator(spec.pose_model, device, flip_test=pose.flip_test,
+                                    half=pose.half and device != "cpu", box_padding=pose.box_padding,
+                                    weights_dir=spec.weights_dir)
+    flow = flow_from_config(settings.flow, device, spec.weights_dir)
     detector = None
-    if spec.detections is None:
-        from .detection import DetectorConfig, YoloDetector
+    if settings.detection.detections is None:
+        from .detection import YoloDetector
 
-        detector = YoloDetector(spec.detector, detector_config or DetectorConfig(), device=device,
+        detector = YoloDetector(spec.detector, settings.detection, device=device,
                                 weights_dir=spec.weights_dir)
     sync = None
     if device.startswith("cuda"):
@@ -129,15 +189,16 @@ def _open_clip(input_path: Path, annotations):
     return frames_for_posetrack(input_path, gt), gt
 
 
-def _detect_fn(models: Models, detections_file, gt: PoseTrackVideo | None):
+def _detect_fn(models: Models, detections_file, gt: PoseTrackVideo | None, min_score: float):
     """``detect(index, image)``: the detector's boxes, or the file's boxes for that frame (by the
-    annotation file's image id when there is one, else by frame index)."""
+    annotation file's image id when there is one, else by frame index) scoring ``min_score`` or
+    more (the detector applies it itself)."""
     if detections_file is None:
         return lambda index, image: models.detector(image, index)
     from .detection import PrecomputedDetections
 
     image_ids = None if gt is None else [image.image_id for image in gt.images]
-    detections = PrecomputedDetections.from_file(detections_file, image_ids=image_ids)
+    detections = PrecomputedDetections.from_file(detections_file, min_score, image_ids=image_ids)
     return lambda index, image: detections(image, index)
 
 
@@ -203,10 +264,9 @@ def clip_outputs(out_path, render_path=None, out_format: str | None = None) -> l
     return [(out_path, "file" if out_format else "tracks"), (render_path, "overlay")]
 
 
-def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
-             pipeline: PipelineConfig = PipelineConfig(), tracker: TrackerConfig = TrackerConfig(),
+def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSettings(), *,
              annotations=None, detections_file=None, out_format: str | None = None,
-             render_path=None, smoothing=None, progress: bool = True) -> RunSummary:
+             render_path=None, progress: bool = True) -> RunSummary:
     """Track the people of one clip and write the tracks (and optionally an overlay video).
 
     Args:
@@ -217,8 +277,8 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
             and precomputed detections are looked up by its image ids.
         detections_file: COCO detection results to use instead of the detector.
         render_path: also write an overlay video there.
-        smoothing: a ``SmoothingConfig`` to smooth the written (and drawn) keypoints over time
-            with the One-Euro filter; None: keypoints as the network gives them.
+        settings: the stages' settings; ``settings.smoothing.enabled`` smooths the written
+            (and drawn) keypoints over time with the One-Euro filter.
     """
     from tqdm import tqdm
 
@@ -227,14 +287,14 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
     check_outputs(clip_outputs(out_path, render_path, out_format),
                   inputs=[input_path, annotations, detections_file])
     source, gt = _open_clip(input_path, annotations)
-    detect = _detect_fn(models, detections_file, gt)
-    flow, estimate = stage_functions(models, spec.max_pose_batch)
+    detect = _detect_fn(models, detections_file, gt, settings.detection.min_score)
+    flow, estimate = stage_functions(models, settings.pose.max_batch)
     times = StageTimes(models.sync)
     smoother = None
-    if smoothing is not None:
+    if settings.smoothing.enabled:
         from .smoothing import TrackSmoother
 
-        smoother = TrackSmoother(smoothing, source.fps)
+        smoother = TrackSmoother(settings.smoothing, source.fps)
     start = time.perf_counter()
     output = []
     # On any error the overlay's temporary file is discarded and no tracks file is written.
@@ -247,9 +307,9 @@ def run_clip(input_path, out_path, models: Models, spec: ModelSpec, *,
         stack.enter_context(source)
         bar = stack.enter_context(tqdm(total=len(source), unit="frame", desc=input_path.name,
                                        disable=not progress, leave=False))
-        for index, image, poses in iter_tracked(source, detect, estimate, flow, Tracker(tracker),
-                                                pipeline, times):
-            poses = filter_output(poses, pipeline)
+        for index, image, poses in iter_tracked(source, detect, estimate, flow,
+                                                Tracker(settings.tracker), settings.pipeline, times):
+            poses = filter_output(poses, settings.pipeline)
             if smoother is not None:
                 poses = smoother(poses, index)
             output.append(poses)
@@ -331,7 +391,7 @@ def batch_output(out_dir, clip: Path, out_format: str | None = None) -> Path:
     return Path(out_dir) / f"{clip_name(clip)}{suffix}"
 
 
-def check_batch_outputs(clips_dir, out_dir, spec: ModelSpec, annotations_dir=None,
+def check_batch_outputs(clips_dir, out_dir, detections_dir=None, annotations_dir=None,
                         out_format: str | None = None) -> list[Path]:
     """Check a batch's outputs before any clip runs (``fileio.check_outputs``): the output folder
     exists and is writable, it is not the detections or annotations folder (whose
@@ -340,7 +400,7 @@ def check_batch_outputs(clips_dir, out_dir, spec: ModelSpec, annotations_dir=Non
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise PosetrackError(f"{out_dir}: the output folder does not exist")
-    for folder, what in ((spec.detections, "--detections"), (annotations_dir, "--annotations")):
+    for folder, what in ((detections_dir, "--detections"), (annotations_dir, "--annotations")):
         if folder is not None and Path(folder).resolve() == out_dir.resolve():
             raise PosetrackError(f"{out_dir}: the output folder is also the {what} folder; the "
                                  "outputs would replace its files")
@@ -350,17 +410,18 @@ def check_batch_outputs(clips_dir, out_dir, spec: ModelSpec, annotations_dir=Non
     return clips
 
 
-def run_batch(clips_dir, out_dir, models: Models, spec: ModelSpec, *, pipeline=PipelineConfig(),
-              tracker=TrackerConfig(), annotations_dir=None, out_format: str | None = None,
-              smoothing=None, progress: bool = True, on_clip=None) -> BatchReport:
+def run_batch(clips_dir, out_dir, models: Models, settings: RunSettings = RunSettings(), *,
+              annotations_dir=None, out_format: str | None = None, progress: bool = True,
+              on_clip=None) -> BatchReport:
     """Track every clip of ``clips_dir`` into ``out_dir/<clip>.json`` (or .csv).
 
     A clip whose output file already exists is skipped (outputs are written atomically, so an
     existing file is complete); a clip that fails is reported and the batch goes on.
-    ``spec.detections``, when set, is a folder with one detection file per clip.
+    ``settings.detection.detections``, when set, is a folder with one detection file per clip.
     """
     out_dir = Path(out_dir)
-    clips = check_batch_outputs(clips_dir, out_dir, spec, annotations_dir, out_format)
+    clips = check_batch_outputs(clips_dir, out_dir, settings.detection.detections,
+                                annotations_dir, out_format)
     report = BatchReport()
     for clip in clips:
         name = clip_name(clip)
@@ -370,11 +431,12 @@ def run_batch(clips_dir, out_dir, models: Models, spec: ModelSpec, *, pipeline=P
             log.info("%s: output %s exists, skipped", name, out_path)
             continue
         try:
-            detections = None if spec.detections is None else file_for_clip(spec.detections, name, "detection")
+            folder = settings.detection.detections
+            detections = None if folder is None else file_for_clip(folder, name, "detection")
             annotations = None if annotations_dir is None else file_for_clip(annotations_dir, name, "annotation")
-            summary = run_clip(clip, out_path, models, spec, pipeline=pipeline, tracker=tracker,
-                               annotations=annotations, detections_file=detections,
-                               out_format=out_format, smoothing=smoothing, progress=progress)
+            summary = run_clip(clip, out_path, models, settings, annotations=annotations,
+                               detections_file=detections, out_format=out_format,
+                               progress=progress)
         except KeyboardInterrupt:
             raise
         except Exception as err:  # one bad clip must not end a batch of hundreds

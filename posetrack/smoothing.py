@@ -13,11 +13,11 @@ the network gives it (see scripts/bench_tracking.py for its effect on mAP).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import require_non_negative
+from .checks import setting, validate
 from .formats import PoseTrackVideo
 from .frame import NO_TRACK, Poses
 from .geometry import boxes_from_keypoints
@@ -25,24 +25,29 @@ from .geometry import boxes_from_keypoints
 
 @dataclass(frozen=True)
 class SmoothingConfig:
-    """One-Euro filter settings. Defaults were chosen with scripts/bench_tracking.py."""
+    """One-Euro filter settings. Defaults were chosen with scripts/bench_tracking.py.
+    ``enabled`` is for the commands (run, batch, render smooth only when it is on); the
+    functions here always smooth."""
 
-    min_cutoff: float = field(default=1.0, metadata={"help": (
+    enabled: bool = setting(False, (
+        "Smooth the written and drawn keypoints over time (One-Euro filter): less jitter in "
+        "overlays, but keypoints are no longer exactly the network's and lag fast motion a "
+        "little; leave it off for evaluation."), option="smooth")
+
+    min_cutoff: float = setting(1.0, (
         "Cutoff frequency (Hz) of a joint at rest. Lower: steadier still joints, more lag when "
-        "they start to move; higher: less lag, more jitter left.")})
-    beta: float = field(default=10.0, metadata={"help": (
+        "they start to move; higher: less lag, more jitter left."), low=0.0, low_open=True)
+    beta: float = setting(10.0, (
         "How fast the cutoff rises with speed (Hz per person height per second). Higher: fast "
-        "limbs follow with less lag, jitter returns sooner; lower: smoother, lags fast motion.")})
-    d_cutoff: float = field(default=1.0, metadata={"help": (
+        "limbs follow with less lag, jitter returns sooner; lower: smoother, lags fast motion."),
+        low=0.0)
+    d_cutoff: float = setting(1.0, (
         "Cutoff frequency (Hz) of the speed estimate that drives the cutoff. Higher: reacts "
-        "sooner to a change of speed, but noise then opens the filter more often.")})
+        "sooner to a change of speed, but noise then opens the filter more often."),
+        low=0.0, low_open=True)
 
     def __post_init__(self):
-        for name in ("min_cutoff", "d_cutoff"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0 Hz, got {value!r}")
-        require_non_negative(self, "beta")
+        validate(self)
 
 
 def smoothing_factor(cutoff_hz, dt_s):

@@ -39,6 +39,7 @@ from .formats import ImageInfo, PoseTrackVideo
 from .frame import NO_TRACK, Detections, Poses
 from .geometry import box_iou
 from .joints import NUM_JOINTS, POSETRACK17
+from .detection import DetectorConfig
 from .pipeline import PipelineConfig, filter_output, pose_nms, unify_boxes
 
 WIDTH, HEIGHT = 1280, 720
@@ -601,15 +602,17 @@ def _grow(box, fraction):
 
 
 def simulate_frame(scene: Scene, frame: int, offered: Detections,
-                   config: PipelineConfig = PipelineConfig()) -> Poses:
+                   config: PipelineConfig = PipelineConfig(),
+                   min_score: float = DetectorConfig().min_score) -> Poses:
     """The pipeline's steps for one frame, with the pipeline's own functions (see
-    ``pipeline.track_frames``): detect (dropping boxes below ``detection_min_score``), unify the
+    ``pipeline.track_frames``): detect (dropping boxes below the detection stage's
+    ``min_score``, as the detector and a detections file do), unify the
     detections with the boxes the tracker ``offered`` (flow-propagated), estimate a pose in
     every kept box, suppress duplicate poses. A pose's box score is its box's: the detector's, or
     for a propagated box the score the tracker gave it.
     """
     found = detections(scene, frame)
-    found = found[found.scores >= config.detection_min_score]
+    found = found[found.scores >= min_score]
     boxes = unify_boxes(found, offered, config.unify_iou)
     poses = estimate_poses(scene, frame, boxes.boxes_xyxy).replace(box_scores=boxes.scores)
     return pose_nms(poses, config.pose_nms_oks, config.output_joint_threshold)

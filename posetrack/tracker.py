@@ -15,11 +15,11 @@ ids, and forgets tracks unseen for ``memory_frames`` frames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import require_count, require_fraction, require_non_negative
+from .checks import setting, validate
 from .frame import Detections, Poses
 from .geometry import box_area, boxes_from_keypoints, propagate_points
 from .joints import COCO_SIGMAS
@@ -33,45 +33,44 @@ class TrackerConfig:
     synthetic scenes; a setting changed from its first value only where the gain held on a
     second seed); box_enlarge is the paper's."""
 
-    memory_frames: int = field(default=8, metadata={"help": (
+    memory_frames: int = setting(8, (
         "How many frames a track stays a match candidate after it was last seen (L_Q); its pose "
         "keeps being warped forward meanwhile. Higher: a person hidden for longer gets their id "
         "back; lower: fewer chances to hand an old id to a new person who enters nearby. 8: "
-        "on the benchmark, id switches fall from 1 to 8 frames and not beyond.")})
-    min_similarity: float = field(default=0.05, metadata={"help": (
+        "on the benchmark, id switches fall from 1 to 8 frames and not beyond."), low=1)
+    min_similarity: float = setting(0.05, (
         "Lowest OKS at which a pose continues a track. Higher: fewer wrong continuations, more "
         "broken tracks; lower: the reverse. 0.05: on the benchmark the fewest id switches on "
         "both seeds (0.1: 3-5% more, 0.2: 20-30% more); greedy matching takes the best pairs "
-        "first, so a low floor mostly decides whether a person who moved far gets their id.")})
-    joint_threshold: float = field(default=0.3, metadata={"help": (
+        "first, so a low floor mostly decides whether a person who moved far gets their id."),
+        low=0.0, high=1.0)
+    joint_threshold: float = setting(0.3, (
         "Joints scoring below this take no part in the similarity (a joint without a score "
         "always does). Higher: only confident joints decide a match; lower: more joints, "
         "including guessed ones. 0.3: on the benchmark 0.1 helped on one seed and hurt on "
-        "another; higher values did not help.")})
-    propagate_min_score: float = field(default=0.4, metadata={"help": (
+        "another; higher values did not help."), low=0.0, high=1.0)
+    propagate_min_score: float = setting(0.4, (
         "Mean score over all joints that a track's last pose needs for its flow-warped box to be "
         "offered to the pose estimator in the next frame. Higher: fewer ghost boxes on "
         "background (false positives); lower: more people kept through missed detections. 0.4: "
         "on the benchmark MOTA +2 to +3 points over 0.3 on both seeds (precision up, recall "
-        "down a little); 0.5 and above lose recall.")})
-    match_last_seen: bool = field(default=True, metadata={"help": (
+        "down a little); 0.5 and above lose recall."), low=0.0, high=1.0)
+    match_last_seen: bool = setting(True, (
         "Also compare a new pose with the pose where the track was last seen (not moved by the "
         "flow since) and keep the better OKS. While a person is hidden, the flow at their joints "
         "is the motion of whoever is in front, which drags the kept pose away; the last-seen "
-        "pose stays where they disappeared. Off: flow-warped OKS only, as in the paper.")})
-    hidden_velocity: bool = field(default=True, metadata={"help": (
+        "pose stays where they disappeared. Off: flow-warped OKS only, as in the paper."))
+    hidden_velocity: bool = setting(True, (
         "Move a track that was not seen in the last frame by its own last measured motion (the "
         "median flow of its joints while it was visible) instead of by the flow where its "
         "joints were, which while it is hidden is the motion of whoever hides it. Off: every "
-        "kept track follows the flow at its joints.")})
-    box_enlarge: float = field(default=0.15, metadata={"help": (
+        "kept track follows the flow at its joints."))
+    box_enlarge: float = setting(0.15, (
         "Fraction by which the box around a warped pose grows in width and height before it is "
-        "offered (the paper's 15%). Higher: room for fast limbs; lower: tighter crops.")})
+        "offered (the paper's 15%). Higher: room for fast limbs; lower: tighter crops."), low=0.0)
 
     def __post_init__(self):
-        require_count(self, "memory_frames")
-        require_fraction(self, "min_similarity", "joint_threshold", "propagate_min_score")
-        require_non_negative(self, "box_enlarge")
+        validate(self)
 
 
 class Tracker:

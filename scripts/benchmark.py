@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from posetrack import transforms
-from posetrack.detection import PrecomputedDetections, keep_thread_settings
+from posetrack.detection import DetectorConfig, PrecomputedDetections, keep_thread_settings
 from posetrack.flow import make_flow
 from posetrack.formats import video_from_frames, write_tracks
 from posetrack.frame import NO_TRACK, Poses
@@ -350,7 +350,8 @@ def main(argv=None) -> dict:
     if args.cv2_threads is not None:
         cv2.setNumThreads(args.cv2_threads)
     detections_path = args.detections or ASSETS / "detections" / f"{args.video.stem}.json"
-    detections = PrecomputedDetections.from_file(detections_path, 0.0)
+    min_score = DetectorConfig().min_score  # as posetrack run filters the boxes
+    detections = PrecomputedDetections.from_file(detections_path, min_score)
     detect = lambda index, image: detections(image, index)  # noqa: E731
     config = PipelineConfig()
     device = args.device
@@ -400,7 +401,7 @@ def main(argv=None) -> dict:
         methods["naive"] = run_naive
     if "yolo" in baselines:
         run_yolo = yolo_pose_bytetrack(args.video, args.warmup, detections,
-                                       config.detection_min_score, device)
+                                       min_score, device)
         if isinstance(run_yolo, str):
             skipped["yolo_pose_bytetrack"] = {"skipped": run_yolo}
         else:
@@ -422,7 +423,7 @@ def main(argv=None) -> dict:
         print("micro-benchmark: pose stage vs network forward", file=sys.stderr)
         image = next(iter(decode_in_loop(args.video, 1)))[1]
         boxes = detections(image, 0)
-        boxes = boxes[boxes.scores >= config.detection_min_score].boxes_xyxy
+        boxes = boxes[boxes.scores >= min_score].boxes_xyxy
         report["micro"] = micro(estimator, image, boxes, args.micro_repeats)
         estimator.config = PoseEstimatorConfig(flip_test=args.flip_test)
     for base in report["baselines"].values():

@@ -56,7 +56,7 @@ def test_run_writes_tracks_csv_and_overlay(assets, tmp_path):
     common = ["--detections", assets / "clip.json", "--pose-model", assets / "tiny_res18_96x64.pth",
               "--device", "cpu", "--flow", "dis", "--no-progress"]
     result = _run("run", assets / "clip.mp4", "--out", tmp_path / "t.json", "--render",
-                  tmp_path / "o.mp4", "--output-box-threshold", "0", "--output-joint-threshold", "0",
+                  tmp_path / "o.mp4", "--output-joint-threshold", "0",
                   *common)
     assert result.exit_code == 0, result.output
     assert f"{FRAMES} frames" in result.output and "frames/s" in result.output
@@ -73,7 +73,7 @@ def test_run_writes_tracks_csv_and_overlay(assets, tmp_path):
     assert result.exit_code == 0 and (tmp_path / "t.csv").read_text().startswith("frame,image_id,track_id")
     # --smooth changes keypoints, not people or ids; render --smooth draws a smoothed file
     # (random weights give random poses: --min-similarity 0 keeps the two tracks going)
-    steady = ["--min-similarity", "0", "--output-box-threshold", "0", "--output-joint-threshold", "0"]
+    steady = ["--min-similarity", "0", "--output-joint-threshold", "0"]
     _run("run", assets / "clip.mp4", "--out", tmp_path / "u.json", *steady, *common)
     result = _run("run", assets / "clip.mp4", "--out", tmp_path / "s.json", "--smooth", *steady, *common)
     assert result.exit_code == 0, result.output
@@ -176,7 +176,7 @@ def test_real_clip_gives_one_long_track_per_person(tmp_path, shared_dir):
 
 def test_a_failure_mid_run_leaves_no_partial_outputs(assets, tmp_path):
     from posetrack.frame import Poses
-    from posetrack.run import ModelSpec, Models, run_clip
+    from posetrack.run import Models, run_clip
 
     def estimator(image, boxes):
         estimator.calls += 1
@@ -188,7 +188,37 @@ def test_a_failure_mid_run_leaves_no_partial_outputs(assets, tmp_path):
     models = Models(estimator=estimator, flow=None, detector=None, device="cpu")
     (tmp_path / "t.json").write_text("previous result")
     with pytest.raises(RuntimeError, match="frame 3"):
-        run_clip(assets / "clip.mp4", tmp_path / "t.json", models, ModelSpec(), progress=False,
+        run_clip(assets / "clip.mp4", tmp_path / "t.json", models, progress=False,
                  detections_file=assets / "clip.json", render_path=tmp_path / "o.mp4")
     assert (tmp_path / "t.json").read_text() == "previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
+
+
+def test_settings_reach_the_models(assets, monkeypatch):
+    from posetrack import flow as flow_module
+    from posetrack.detection import DetectorConfig
+    from posetrack.flow import FlowConfig, flow_from_config
+    from posetrack.run import ModelSpec, PoseConfig, RunSettings, load_models
+
+    settings = RunSettings(models=ModelSpec(pose_model=str(assets / "tiny_res18_96x64.pth"), device="cpu"),
+                           detection=DetectorConfig(detections=str(assets / "clip.json")),
+                           flow=FlowConfig(method="dis", dis_preset="fast", scale=0.25),
+                           pose=PoseConfig(flip_test=False, box_padding=1.4))
+    models = load_models(settings)
+    assert models.detector is None  # boxes come from the file
+    assert models.estimator.config.box_padding == 1.4 and not models.estimator.config.flip_test
+    assert (models.flow.config.preset, models.flow.config.scale) == ("fast", 0.25)
+    assert flow_from_config(FlowConfig(method="none")) is None
+    built = {}
+    monkeypatch.setattr(flow_module, "RaftFlow", lambda arch, weights, config, device, weights_dir:
+                        built.update(arch=arch, config=config, device=device))
+    flow_from_config(FlowConfig(method="auto", raft_iterations=5, raft_half=False), "cuda:1")
+    assert built["arch"] == "small" and built["device"] == "cuda:1"
+    assert (built["config"].num_flow_updates, built["config"].half) == (5, False)
+
+
+def test_detection_min_score_filters_a_detections_file(assets, tmp_path):
+    common = ["--detections", assets / "clip.json", "--pose-model", assets / "tiny_res18_96x64.pth",
+              "--device", "cpu", "--flow", "none", "--no-progress", "--out", tmp_path / "t.json"]
+    result = _run("run", assets / "clip.mp4", "--detection-min-score", "0.95", *common)  # boxes score 0.9
+    assert result.exit_code == 0 and "0 people" in result.output, result.output

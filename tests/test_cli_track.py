@@ -88,7 +88,7 @@ def test_bad_setting_is_reported(tmp_path, shared_dir):
     gt = shared_dir / "fixtures/poseval/perfect_single_seq/gt/029033_mpii_test.json"
     result = CliRunner().invoke(main, ["track", str(gt), "--out", str(tmp_path / "o.json"),
                                        "--min-similarity", "3"])
-    assert result.exit_code == 1 and "min_similarity must lie in [0, 1]" in result.output
+    assert result.exit_code == 1 and "--min-similarity: must be a number in [0, 1], got 3" in result.output
 
 
 @pytest.mark.parametrize("command", [[], ["track"]])

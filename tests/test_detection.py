@@ -92,7 +92,7 @@ def test_yolo_max_detections_and_threshold(yolo_files):
     image = _rng_image(90, 120)
     assert len(YoloDetector(str(yolo_files["person"]), DetectorConfig(image_size=64, max_detections=2))(image)) <= 2
     # every score is 0.88: a threshold above it leaves nothing
-    assert len(YoloDetector(str(yolo_files["person"]), DetectorConfig(image_size=64, score_threshold=0.9))(image)) == 0
+    assert len(YoloDetector(str(yolo_files["person"]), DetectorConfig(image_size=64, min_score=0.9))(image)) == 0
 
 
 def test_yolo_without_person_class_needs_it_named(yolo_files):
@@ -150,8 +150,8 @@ def test_bad_detector_names(spec, message, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"score_threshold": 1.5}, "score_threshold must lie in"),
-    ({"nms_iou": -0.1}, "nms_iou must lie in"),
+    ({"min_score": 1.5}, r"min_score must be a number in \[0, 1\], got 1.5"),
+    ({"nms_iou": -0.1}, "nms_iou must be a number in"),
     ({"image_size": 100}, "multiple of 32"),
     ({"max_detections": 0}, "max_detections"),
 ])

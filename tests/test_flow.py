@@ -64,8 +64,8 @@ def test_dis_direction_is_prev_to_next():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"preset": "slow"}, "preset must be one of"),
-    ({"scale": 0.0}, r"scale must lie in \(0, 1\]"),
-    ({"scale": 1.5}, r"scale must lie in \(0, 1\]"),
+    ({"scale": 0.0}, r"scale must be a number in \(0, 1\]"),
+    ({"scale": 1.5}, r"scale must be a number in \(0, 1\]"),
 ])
 def test_dis_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -206,7 +206,7 @@ def test_make_flow_builds_each_method(monkeypatch, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"name": "raft"}, "unknown flow method 'raft'; did you mean"),
     ({"name": "dis", "weights": "x.pt"}, "takes no weights"),
-    ({"name": "dis", "scale": 2.0}, "bad flow setting: scale must lie in"),
+    ({"name": "dis", "scale": 2.0}, "bad flow setting: scale must be a number in"),
 ])
 def test_make_flow_errors(kwargs, message):
     with pytest.raises(PosetrackError, match=message):

@@ -57,14 +57,6 @@ def test_without_flow_the_missed_person_is_still_propagated_in_place():
     assert [sorted(r.track_ids.tolist()) for r in results] == [[0, 1]] * 12
 
 
-def test_low_score_detections_are_not_estimated():
-    frames, detections = scene(num_frames=2, missed=())
-    weak = [Detections(d.boxes_xyxy, [0.9, 0.2]) for d in detections]
-    results = track_frames(frames, lambda k, image: weak[k], fake_estimate, None, Tracker(),
-                           PipelineConfig(detection_min_score=0.5), StageTimes())
-    assert [len(r) for r in results] == [1, 1]
-
-
 def test_unify_boxes_merges_overlaps_keeps_the_best():
     det = Detections([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.6])
     prop = Detections([[1, 0, 11, 10], [100, 100, 110, 110]], [0.7, 0.8])
@@ -78,10 +70,12 @@ def test_filter_output_thresholds():
     scores = poses.keypoint_scores.copy()
     scores[0, :3] = 0.1
     out = filter_output(poses.replace(keypoint_scores=scores), PipelineConfig())
-    assert len(out) == 1 and out.visible.sum() == 14
+    # the box score filters nothing here (the detection stage's min_score did, before estimation)
+    assert len(out) == 2 and out.visible.sum() == 14 + 17
     scores[0] = 0.1  # every joint below the threshold: the person goes
+    scores[1] = 0.1
     assert len(filter_output(poses.replace(keypoint_scores=scores), PipelineConfig())) == 0
-    with pytest.raises(ValueError, match="unify_iou must lie in"):
+    with pytest.raises(ValueError, match=r"unify_iou must be a number in \[0, 1\], got 2"):
         PipelineConfig(unify_iou=2)
 
 

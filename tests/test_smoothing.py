@@ -110,9 +110,9 @@ def test_smoothing_factor_edges():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"min_cutoff": 0.0}, "min_cutoff must be > 0"),
-    ({"d_cutoff": -1.0}, "d_cutoff must be > 0"),
-    ({"beta": -0.1}, "beta must be >= 0"),
+    ({"min_cutoff": 0.0}, "min_cutoff must be a number > 0"),
+    ({"d_cutoff": -1.0}, "d_cutoff must be a number > 0"),
+    ({"beta": -0.1}, "beta must be a number >= 0"),
 ])
 def test_config_is_validated(changes, message):
     with pytest.raises(ValueError, match=message):

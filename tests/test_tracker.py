@@ -176,8 +176,8 @@ def test_update_without_propagate_assumes_no_motion_and_double_propagate_is_an_e
 
 @pytest.mark.parametrize("changes, message", [
     ({"memory_frames": 0}, "memory_frames must be an integer >= 1"),
-    ({"min_similarity": 1.5}, r"min_similarity must lie in \[0, 1\]"),
-    ({"box_enlarge": -0.1}, "box_enlarge must be >= 0"),
+    ({"min_similarity": 1.5}, r"min_similarity must be a number in \[0, 1\]"),
+    ({"box_enlarge": -0.1}, "box_enlarge must be a number >= 0"),
 ])
 def test_config_validation(changes, message):
     with pytest.raises(ValueError, match=message):
