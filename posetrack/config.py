@@ -10,6 +10,12 @@ value and what is allowed; an unknown key is answered with the closest known one
 A *settings tree* is a frozen dataclass whose fields are stage configs made with
 :func:`section` (e.g. ``run.RunSettings``): its sections are the YAML sections and the groups of
 ``--help``; :func:`settings_options`, :func:`pop_settings` and :func:`dump_settings` work on it.
+
+Adding a setting to ``posetrack run``/``batch`` is adding one field to the stage's config, e.g.
+``frame_batch: int = setting(1, "Frames per ... Higher: ..., lower: ...", low=1)`` in
+``PipelineConfig``: the option (``--frame-batch``), the YAML key (``pipeline.frame_batch``),
+its checks, ``--print-config`` and the tests of tests/test_config.py follow from it (the README
+must name the option: a test checks). A new stage is a new section of ``run.RunSettings``.
 """
 
 from __future__ import annotations
@@ -57,10 +63,14 @@ class GroupedCommand(click.Command):
             record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
             if record is not None:
                 groups.setdefault(getattr(param, "group", None) or "Options", []).append(record)
+        # one column width for all groups: pad a term of each group to the widest (click caps
+        # the column at 30 characters either way)
+        width = min(30, max(len(term) for records in groups.values() for term, _ in records))
         for title, records in groups.items():
             if records:
+                records[0] = (records[0][0].ljust(width), records[0][1])
                 with formatter.section(title):
-                    formatter.write_dl(records)
+                    formatter.write_dl(records, col_max=30)
 
     def parse_args(self, ctx, args):
         if "--print-config" not in args:
