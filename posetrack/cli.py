@@ -300,8 +300,8 @@ def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, 
 # ---------------------------------------------------------------------------------------------
 # posetrack run / batch
 
-from .config import dump_settings, pop_settings, settings_options  # noqa: E402
-from .run import RENAMED_KEYS, RunSettings  # noqa: E402
+from .config import dump_settings, pop_settings, renamed_options, settings_options  # noqa: E402
+from .run import RENAMED_KEYS, RENAMED_OPTIONS, RunSettings  # noqa: E402
 
 
 def _run_options(command):
@@ -321,13 +321,15 @@ def _run_options(command):
     ]
     for option in reversed(options):
         command = option(command)
+    command = renamed_options(RunSettings, RENAMED_OPTIONS)(command)
     return settings_options(RunSettings)(command)
 
 
 def _settings(options: dict) -> RunSettings:
     """The run settings from the --config file (if any) overridden by the options given; the
     used keys are removed from ``options``."""
-    return pop_settings(RunSettings, options, options.pop("config_file", None), RENAMED_KEYS)
+    return pop_settings(RunSettings, options, options.pop("config_file", None), RENAMED_KEYS,
+                        RENAMED_OPTIONS)
 
 
 def _print_config(settings: RunSettings) -> None:

@@ -96,33 +96,34 @@ _PATH_TYPES = {"path": click.Path(), "dir": click.Path(file_okay=False),
                "existing-path": click.Path(exists=True)}
 
 
+def _field_option(config_cls, f: dataclasses.Field, name: str, option: str, **kwargs):
+    """A click option for field ``f`` under the command-line name ``option`` (no dashes),
+    passed to the command as ``name``; unset by default, so a YAML value shows through."""
+    from .checks import expected_text
+
+    base, _ = field_types(config_cls)[f.name]
+    help_text = f"{f.metadata.get('help', '')} [default: {_default_text(f)}]"
+    if base is bool:
+        return click.option(f"--{option}/--no-{option}", name, default=None, help=help_text,
+                            **kwargs)
+    kind = _PATH_TYPES.get(f.metadata.get("kind"))
+    if kind is None and f.metadata.get("choices"):
+        kind = click.Choice(f.metadata["choices"])
+    elif kind is None:
+        kind = {int: int, float: float}.get(base, str)
+        if base in (int, float) and f.metadata.get("low") is not None:
+            help_text = help_text[:-1] + f"; {expected_text(base, False, f.metadata)}]"
+    return click.option(f"--{option}", name, type=kind, default=None, help=help_text, **kwargs)
+
+
 def config_options(config_cls, prefix: str = "", group: str | None = None):
     """A decorator adding one click option per field of ``config_cls`` (default: unset, so a
     value from a YAML file shows through). ``prefix`` is put before each parameter name (the
     keyword the command receives); ``group`` is the ``--help`` heading."""
-    from .checks import expected_text
-
-    types = field_types(config_cls)
-
     def decorate(command):
         for f in reversed(dataclasses.fields(config_cls)):
-            base, optional = types[f.name]
-            name, flag = prefix + f.name, "--" + option_name(f)
-            help_text = f"{f.metadata.get('help', '')} [default: {_default_text(f)}]"
-            if base is bool:
-                decls = [f"{flag}/--no-{option_name(f)}", name]
-                command = click.option(*decls, default=None, help=help_text, cls=SettingOption,
-                                       group=group)(command)
-                continue
-            kind = _PATH_TYPES.get(f.metadata.get("kind"))
-            if kind is None and f.metadata.get("choices"):
-                kind = click.Choice(f.metadata["choices"])
-            elif kind is None:
-                kind = {int: int, float: float}.get(base, str)
-                if base in (int, float) and f.metadata.get("low") is not None:
-                    help_text = help_text[:-1] + f"; {expected_text(base, False, f.metadata)}]"
-            command = click.option(flag, name, type=kind, default=None, help=help_text,
-                                   cls=SettingOption, group=group)(command)
+            command = _field_option(config_cls, f, prefix + f.name, option_name(f),
+                                    cls=SettingOption, group=group)(command)
         return command
     return decorate
 
@@ -264,9 +265,46 @@ def check_unique_options(tree_cls) -> None:
             seen[name] = f"{s.name}.{f.name}"
 
 
-def pop_settings(tree_cls, options: dict, config_file=None, renamed: dict | None = None):
+def _tree_field(tree_cls, key: str):
+    """``"section.field"`` -> (the section's config class, the field)."""
+    section_name, name = key.split(".", 1)
+    config_cls = next(s.default_factory for s in tree_sections(tree_cls) if s.name == section_name)
+    return config_cls, next(f for f in dataclasses.fields(config_cls) if f.name == name)
+
+
+def renamed_options(tree_cls, renamed: dict):
+    """A decorator adding hidden options under old names (``{"score-threshold":
+    "detection.min_score"}``, no dashes): still read, with a warning (see :func:`pop_settings`)."""
+    def decorate(command):
+        for old, new in renamed.items():
+            config_cls, f = _tree_field(tree_cls, new)
+            command = _field_option(config_cls, f, "renamed__" + old.replace("-", "_"), old,
+                                    hidden=True)(command)
+        return command
+    return decorate
+
+
+def _take_renamed_options(tree_cls, options: dict, renamed: dict) -> None:
+    """Move the values of old option names (from :func:`renamed_options`) to the new ones."""
+    for old, new in renamed.items():
+        value = options.pop("renamed__" + old.replace("-", "_"), None)
+        if value is None:
+            continue
+        _, f = _tree_field(tree_cls, new)
+        key = new.replace(".", "__")
+        log.warning("--%s is now --%s (the old name still works, for now)", old, option_name(f))
+        if options.get(key) is not None:
+            raise PosetrackError(f"--{option_name(f)} is given twice (also as --{old})")
+        options[key] = value
+
+
+def pop_settings(tree_cls, options: dict, config_file=None, renamed: dict | None = None,
+                 renamed_opts: dict | None = None):
     """The settings tree from the YAML file ``config_file`` (optional) overridden by the
-    command-line ``options`` given (from :func:`settings_options`; used keys are removed)."""
+    command-line ``options`` given (from :func:`settings_options`; used keys are removed).
+    ``renamed``: old YAML keys (see :func:`load_yaml_config`); ``renamed_opts``: old option
+    names (see :func:`renamed_options`)."""
+    _take_renamed_options(tree_cls, options, renamed_opts or {})
     sections = {s.name: s.default_factory for s in tree_sections(tree_cls)}
     values = load_yaml_config(config_file, sections, renamed) if config_file else {}
     return tree_cls(**{

@@ -102,6 +102,9 @@ RENAMED_KEYS = {
     "pipeline.detection_min_score": "detection.min_score",
     "pipeline.output_box_threshold": "detection.min_score",
 }
+# command-line names of earlier versions -> the setting now (read with a warning)
+RENAMED_OPTIONS = {"score-threshold": "detection.min_score",
+                   "output-box-threshold": "detection.min_score", "half": "detection.half"}
 
 
 @dataclass

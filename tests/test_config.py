@@ -267,3 +267,14 @@ def test_the_readme_names_every_setting():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     missing = [f"--{option_name(f)}" for _, _, f in FIELDS if f"--{option_name(f)}" not in readme]
     assert not missing, f"README.md does not mention {missing}"
+
+
+def test_old_option_names_are_read_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        printed = _printed("--score-threshold", "0.4", "--no-half")
+    assert printed["detection"]["min_score"] == 0.4 and printed["detection"]["half"] is False
+    assert "--score-threshold is now --detection-min-score" in caplog.text
+    assert _printed("--output-box-threshold", "0.3")["detection"]["min_score"] == 0.3
+    result = _invoke("run", "--print-config", "--score-threshold", "0.4", "--detection-min-score", "0.3")
+    assert result.exit_code == 1 and "--detection-min-score is given twice" in result.output
+    assert "--score-threshold" not in _invoke("run", "--help").output  # hidden
