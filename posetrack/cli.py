@@ -60,10 +60,10 @@ def _quiet() -> bool:
     return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
 
 
-def _say(text: str) -> None:
-    """Print a summary line unless -q."""
+def _say(text: str, err: bool = False) -> None:
+    """Print a summary line unless -q (on standard error with ``err``)."""
     if not _quiet():
-        click.echo(text)
+        click.echo(text, err=err)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,6 +216,9 @@ def weights_download(names: tuple[str, ...], weights_dir: str | None, force: boo
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the numbers (percent) to this JSON file.")
 @click.option("--per-sequence", is_flag=True, help="Add each sequence's numbers to the JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write an HTML page of the results (per-joint AP and MOTA as bars, error "
+                   "counts, the per-sequence table); self-contained, opens offline.")
 @click.option("--keep-last-frame", is_flag=True,
               help="Count the last evaluated frame of each sequence in MOTA (the official tool "
                    "leaves it out). Not comparable with published numbers.")
@@ -224,13 +227,13 @@ def weights_download(names: tuple[str, ...], weights_dir: str | None, force: boo
                    "without GT left) instead of the official one placeholder miss and false positive "
                    "per joint. Not comparable with published numbers.")
 def eval_command(gt_path: str, pred_path: str, json_path: str | None, per_sequence: bool,
-                 keep_last_frame: bool, real_empty_frames: bool) -> None:
+                 html_path: str | None, keep_last_frame: bool, real_empty_frames: bool) -> None:
     """Score predictions against PoseTrack ground truth: mAP and MOTA as the official poseval."""
     from .evaluation import EvalOptions, evaluate
     from .evaluation.report import format_table, result_to_json
     from .fileio import check_outputs, write_json
 
-    check_outputs([(json_path, "results")], inputs=[gt_path, pred_path])
+    check_outputs([(json_path, "results"), (html_path, "page")], inputs=[gt_path, pred_path])
     options = EvalOptions(drop_last_frame=not keep_last_frame,
                           empty_frame_placeholders=not real_empty_frames)
     result = evaluate(gt_path, pred_path, options)
@@ -238,6 +241,39 @@ def eval_command(gt_path: str, pred_path: str, json_path: str | None, per_sequen
     if json_path:
         write_json(json_path, result_to_json(result, per_sequence), indent=2)
         _say(f"results written to {json_path}")
+    if html_path:
+        from .report import write_eval_report
+
+        write_eval_report(result_to_json(result, per_sequence=True), html_path,
+                          title=f"PoseTrack evaluation: {pred_path}")
+        _say(f"page written to {html_path}")
+
+
+@main.command("report")
+@click.argument("results", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+@click.option("--video", "video_path", type=click.Path(exists=True),
+              help="The video or frame folder the tracks belong to: a few frames are shown with "
+                   "their overlay.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The HTML page to write (self-contained: opens offline).")
+def report_command(results: str, video_path: str | None, out_path: str) -> None:
+    """Write an HTML page about FILE: a PoseTrack tracks file (timeline of the track ids, track
+    lengths, people per frame, the run's settings and time per stage, frames with the overlay),
+    or the results JSON of `posetrack eval --json` (the page of `eval --html`)."""
+    from .fileio import check_outputs, read_json
+    from .report import is_eval_results, write_eval_report, write_tracks_report
+
+    check_outputs([(out_path, "page")], inputs=[results, video_path])
+    data = read_json(results)
+    if is_eval_results(data):
+        if video_path:
+            raise PosetrackError("--video goes with a tracks file, not with evaluation results")
+        write_eval_report(data, out_path, title=f"PoseTrack evaluation: {Path(results).name}")
+        _say(f"page written to {out_path}")
+        return
+    stats = write_tracks_report(results, out_path, video_path)
+    _say(f"{len(stats.people_per_frame)} frames, {len(stats.presence)} track ids; "
+         f"page written to {out_path}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,8 +351,15 @@ def _run_options(command):
         click.option("--print-config", is_flag=True,
                      help="Print the effective settings (defaults, --config file and options "
                           "merged) as YAML for --config, and stop."),
-        click.option("--format", "out_format", type=click.Choice(["posetrack18", "csv", "csv-joints"]),
-                     help="Output format; default: from the extension (.json, .csv)."),
+        click.option("--format", "out_format", type=click.Choice(["posetrack18", "csv", "csv-joints", "jsonl"]),
+                     help="Output format; default: from the extension (.json, .csv, .jsonl)."),
+        click.option("--start", type=click.IntRange(0), default=0,
+                     help="First frame to track (0-based; frame indices in the output stay those "
+                          "of the whole input). [default: 0]"),
+        click.option("--end", type=click.IntRange(1), default=None,
+                     help="Stop before this frame (start <= frame < end). [default: the end]"),
+        click.option("--max-frames", type=click.IntRange(1), default=None,
+                     help="Track at most this many frames (e.g. of a camera). [default: all]"),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
     ]
     for option in reversed(options):
@@ -338,24 +381,31 @@ def _print_config(settings: RunSettings) -> None:
 
 
 @main.command(cls=GroupedCommand)
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="Tracks file: .json (PoseTrack 2018) or .csv.")
+@click.argument("input_path", metavar="INPUT")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Tracks file: .json (PoseTrack 2018), .csv, or .jsonl (JSON Lines: one line per "
+                   "frame, written as it is tracked); - writes JSON Lines to standard output.")
 @click.option("--render", "render_path", type=click.Path(dir_okay=False),
-              help="Also write an overlay video (skeletons, boxes, track ids) here, e.g. overlay.mp4.")
+              help="Also write an overlay video (skeletons, boxes, track ids) here: .mp4 (H.264) "
+                   "or .webm (VP9), which browsers play.")
+@click.option("--show", is_flag=True,
+              help="Show the overlay in a window while tracking (q or Esc stops, keeping what was "
+                   "tracked); where there is no display, one warning and no window.")
 @click.option("--annotations", type=click.Path(exists=True, dir_okay=False),
               help="For a PoseTrack frame folder: its annotation file. The output then has the "
                    "same images (names, ids, count), so `posetrack eval` pairs it with it.")
 @_run_options
-def run(input_path, out_path, render_path, annotations, progress, out_format, print_config,
-        **options):
-    """Track the people in a video file or a folder of frames."""
+def run(input_path, out_path, render_path, show, annotations, progress, out_format, start, end,
+        max_frames, print_config, **options):
+    """Track the people in INPUT: a video file, a folder of frames, a camera index (0) or a
+    stream URL (rtsp://, http(s)://). Ctrl-C on a camera or stream stops and keeps what was
+    tracked."""
     config_file = options.get("config_file")
     settings = _settings(options)
     if print_config:
         return _print_config(settings)
     from .fileio import check_outputs
-    from .run import clip_outputs, load_models, run_clip
+    from .run import FrameRange, clip_outputs, load_models, run_clip
 
     # before the models load: a bad output path fails at once, not after minutes of work
     check_outputs(clip_outputs(out_path, render_path, out_format),
@@ -364,11 +414,13 @@ def run(input_path, out_path, render_path, annotations, progress, out_format, pr
     models = load_models(settings)
     summary = run_clip(input_path, out_path, models, settings, annotations=annotations,
                        detections_file=settings.detection.detections, out_format=out_format,
-                       render_path=render_path, progress=progress and not _quiet())
+                       render_path=render_path, progress=progress and not _quiet(),
+                       frames=FrameRange(start, end, max_frames), show=show)
+    to_stderr = out_path == "-"  # standard output holds the JSON Lines and nothing else
     for line in summary.lines():
-        _say(line)
+        _say(line, err=to_stderr)
     if render_path:
-        _say(f"overlay -> {render_path}")
+        _say(f"overlay -> {render_path}", err=to_stderr)
 
 
 @main.command(cls=GroupedCommand)
@@ -379,23 +431,30 @@ def run(input_path, out_path, render_path, annotations, progress, out_format, pr
 @click.option("--annotations", type=click.Path(exists=True, file_okay=False),
               help="Folder of PoseTrack annotation files, one <clip>.json per frame-folder clip "
                    "(see run --annotations).")
+@click.option("--render", "render_dir", type=click.Path(file_okay=False),
+              help="Also write one overlay video per clip into this folder (created if missing): "
+                   "<clip>.mp4, H.264.")
 @_run_options
-def batch(clips_dir, out_dir, annotations, progress, out_format, print_config, **options):
+def batch(clips_dir, out_dir, annotations, render_dir, progress, out_format, start, end, max_frames,
+          print_config, **options):
     """Track every video and frame folder in CLIPS_DIR; rerun to resume after a stop."""
     settings = _settings(options)
     if print_config:
         return _print_config(settings)
-    from .run import check_batch_outputs, load_models, run_batch
+    from .run import FrameRange, check_batch_outputs, load_models, run_batch
 
-    try:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise PosetrackError(f"{out_dir}: cannot create the output folder ({err.strerror or err})") from None
+    for folder in (out_dir, render_dir):
+        try:
+            if folder is not None:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PosetrackError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
     check_batch_outputs(clips_dir, out_dir, settings.detection.detections, annotations,
-                        out_format)  # before the models load
+                        out_format, render_dir)  # before the models load
     models = load_models(settings)
     report = run_batch(clips_dir, out_dir, models, settings, annotations_dir=annotations,
                        out_format=out_format, progress=progress and not _quiet(),
+                       render_dir=render_dir, frames=FrameRange(start, end, max_frames),
                        on_clip=lambda s: _say("\n".join(s.lines())))
     _say(f"batch: {len(report.done)} done, {len(report.skipped)} skipped (output already "
          f"there), {len(report.failed)} failed")

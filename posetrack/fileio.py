@@ -31,17 +31,17 @@ log = logging.getLogger(__name__)
 TEMP_MARK = ".posetrack-tmp"
 
 # The extensions each kind of output can be written as (lower case); None: any (the format is
-# named some other way, e.g. --format). Video: what OpenCV's mp4v writer writes whole (.gif and
-# .webm it cannot: a .gif came out with one frame).
+# named some other way, e.g. --format). Video: what video.VideoWriter encodes (video.VIDEO_CODECS).
 OUTPUT_SUFFIXES = {
-    "tracks": (".json", ".csv"),
-    "overlay": (".mp4", ".avi", ".mov", ".mkv", ".m4v"),
+    "tracks": (".json", ".csv", ".jsonl"),
+    "overlay": (".mp4", ".webm", ".mov", ".mkv", ".m4v", ".avi"),
     "results": (".json",),
+    "page": (".html", ".htm"),
     "onnx": (".onnx",),
     "file": None,
 }
-# Roles whose output may be "-" (standard output).
-STDOUT_ROLES: set = set()
+# Roles whose output may be "-" (standard output): tracks as JSON Lines.
+STDOUT_ROLES: set = {"tracks"}
 
 
 def check_outputs(outputs: Iterable[tuple], inputs: Iterable = ()) -> None:

@@ -1,5 +1,6 @@
-"""File formats: PoseTrack 2018 JSON (read/write), PoseTrack 2017 JSON (read), CSV (write) and
-COCO detection results (read). This is the only module that knows their keys.
+"""File formats: PoseTrack 2018 JSON (read/write), PoseTrack 2017 JSON (read), CSV (write), JSON
+Lines (write, one object per frame as it is tracked) and COCO detection results (read). This is
+the only module that knows their keys.
 
 Every reader returns poses in the POSETRACK17 layout (see ``joints``), one ``Poses`` per image,
 in the order the file lists its images. Absent joints (written as ``(0, 0, 0)`` in 2018 files)
@@ -9,7 +10,9 @@ have NaN coordinates; joints without a score have a NaN score.
 from __future__ import annotations
 
 import csv
+import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -60,12 +63,15 @@ class PoseTrackVideo:
         head_boxes_xyxy: one (N, 4) float32 array per frame, aligned with ``poses``; NaN rows
             where a person has no head box (predictions never have one).
         format: "posetrack18" or "posetrack17".
+        info: the file's top-level ``info`` object (COCO's metadata key); ``posetrack run``
+            stores its input, settings and per-stage timing there. Empty when the file has none.
     """
 
     images: list
     poses: list
     head_boxes_xyxy: list
     format: str = "posetrack18"
+    info: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not (len(self.images) == len(self.poses) == len(self.head_boxes_xyxy)):
@@ -93,6 +99,7 @@ class PoseTrackTable:
         head_boxes_xyxy: (N, 4) float64, pixels (x2 = x + w as the official evaluator computes
             it); NaN rows where a person has no head box.
         format: "posetrack18" or "posetrack17".
+        info: the file's top-level ``info`` object (see ``PoseTrackVideo``).
     """
 
     images: list
@@ -104,6 +111,7 @@ class PoseTrackTable:
     box_scores: np.ndarray
     head_boxes_xyxy: np.ndarray
     format: str = "posetrack18"
+    info: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -147,7 +155,7 @@ def video_from_table(table: PoseTrackTable) -> PoseTrackVideo:
                            table.keypoint_scores[rows], table.track_ids[rows])
                      if rows.stop > rows.start else Poses.empty())
         heads.append(table.head_boxes_xyxy[rows].astype(np.float32))
-    return PoseTrackVideo(table.images, poses, heads, table.format)
+    return PoseTrackVideo(table.images, poses, heads, table.format, table.info)
 
 
 def _parse_2018(path, data) -> PoseTrackTable:
@@ -176,7 +184,10 @@ def _parse_2018(path, data) -> PoseTrackTable:
     columns = _people_2018_batch(annotations_json, row_of_id)
     if columns is None:  # something unusual: read person by person, which names the problem
         columns = _people_2018_each(path, annotations_json, row_of_id)
-    return _table(images, columns, "posetrack18")
+    table = _table(images, columns, "posetrack18")
+    info = data.get("info")
+    table.info = info if isinstance(info, dict) else {}
+    return table
 
 
 def _table(images, columns, format) -> PoseTrackTable:
@@ -442,7 +453,8 @@ def write_posetrack18(path, video: PoseTrackVideo) -> None:
 
     Track ids must be unique per frame and below 10000 (-1, "unassigned", is allowed so untracked
     poses can be stored). Absent joints are written as (0, 0, 0) with score 0; a person whose joint
-    scores are all unknown gets ``"scores": []``.
+    scores are all unknown gets ``"scores": []``. ``video.info``, when not empty, is written as
+    the top-level ``info`` object (the evaluators read only images, annotations and categories).
     """
     check_track_ids(path, video, allow_unassigned=True)
     images, annotations = [], []
@@ -456,7 +468,10 @@ def write_posetrack18(path, video: PoseTrackVideo) -> None:
         images.append(entry)
         for person in range(len(poses)):
             annotations.append(_annotation_2018(image_id, len(annotations), poses[person], heads[person]))
-    write_json(path, {"images": images, "annotations": annotations, "categories": _categories()})
+    document = {"images": images, "annotations": annotations, "categories": _categories()}
+    if video.info:
+        document["info"] = video.info
+    write_json(path, document)
 
 
 def _annotation_2018(image_id, serial, person: Poses, head) -> dict:
@@ -528,20 +543,132 @@ def _cell(value, digits: int = 2) -> str:
     return "" if not math.isfinite(value) else f"{float(value):.{digits}f}"
 
 
-def write_tracks(path, video: PoseTrackVideo, format: str | None = None) -> str:
-    """Write ``video`` in the format named, or chosen by the extension (.json, .csv).
+TRACK_FORMATS = ("posetrack18", "csv", "csv-joints", "jsonl")
+STDOUT = "-"  # as an output path: standard output (JSON Lines only)
 
-    Returns the format used: "posetrack18", "csv" (people layout) or "csv-joints".
+
+def tracks_format(path, format: str | None = None) -> str:
+    """The format of a tracks output: ``format`` if given, else from the extension (.json,
+    .csv, .jsonl; ``-``, standard output, is JSON Lines).
+
+    Raises:
+        FormatError: no format given and the extension names none; standard output with a format
+            other than JSON Lines.
     """
-    format = format or {".json": "posetrack18", ".csv": "csv"}.get(Path(path).suffix.lower())
+    if str(path) == STDOUT:
+        if format not in (None, "jsonl"):
+            raise FormatError("--out -", f"standard output takes JSON Lines only, not {format}")
+        return "jsonl"
+    format = format or {".json": "posetrack18", ".csv": "csv", ".jsonl": "jsonl"}.get(Path(path).suffix.lower())
+    if format not in TRACK_FORMATS:
+        raise FormatError(path, "cannot tell the output format from the extension; use .json, "
+                                ".csv or .jsonl, or name it (posetrack18, csv, csv-joints, jsonl)")
+    return format
+
+
+def frame_indices(video: PoseTrackVideo) -> list[int]:
+    """The index in the input video of each image of ``video``: the ``frame_id`` that ``posetrack
+    run`` wrote (a run over a frame range starts past 0; its files have ``info.frame_range``),
+    else the image's position in the file (other tools' ``frame_id`` means something else, e.g.
+    PoseTrack's 1SSSSSSFFFF ids)."""
+    if not video.info.get("frame_range"):
+        return list(range(len(video.images)))
+    return [int(image.extra.get("frame_id", k)) for k, image in enumerate(video.images)]
+
+
+def write_tracks(path, video: PoseTrackVideo, format: str | None = None) -> str:
+    """Write ``video`` in the format named, or chosen by the extension (.json, .csv, .jsonl).
+
+    Returns the format used: "posetrack18", "csv" (people layout), "csv-joints" or "jsonl"
+    (frame indices and times from the images' ``frame_id`` and the ``info`` fps when present).
+    """
+    format = tracks_format(path, format)
     if format == "posetrack18":
         write_posetrack18(path, video)
-    elif format in ("csv", "csv-joints"):
-        write_csv(path, video, "joints" if format == "csv-joints" else "people")
+    elif format == "jsonl":
+        fps = video.info.get("fps") if isinstance(video.info.get("fps"), (int, float)) else None
+        with JsonLinesWriter(path) as writer:
+            for frame, poses in zip(frame_indices(video), video.poses):
+                writer.write(frame, None if fps is None else frame / fps, poses)
     else:
-        raise FormatError(path, "cannot tell the output format from the extension; use .json or "
-                                ".csv, or name it (posetrack18, csv, csv-joints)")
+        write_csv(path, video, "joints" if format == "csv-joints" else "people")
     return format
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Lines
+
+
+def jsonl_record(frame: int, time_s: float | None, poses: Poses, wall_time: float | None = None) -> dict:
+    """One frame's JSON Lines object (the schema is in the README, "Output files").
+
+    ``{"frame", "time", ["wall_time",] "people": [{"track_id", "box_xywh", "box_score",
+    "keypoints": [[x, y, score] or null per joint]}]}``; numbers unknown (NaN) are null.
+    """
+    record = {"frame": int(frame), "time": None if time_s is None else round(float(time_s), 4)}
+    if wall_time is not None:
+        record["wall_time"] = round(float(wall_time), 3)
+    people = []
+    for p in range(len(poses)):
+        x1, y1, x2, y2 = (float(v) for v in poses.boxes_xyxy[p])
+        box = None if any(math.isnan(v) for v in (x1, y1, x2, y2)) else \
+            [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)]
+        keypoints = [None if np.isnan(xy).any() else
+                     [round(float(xy[0]), 2), round(float(xy[1]), 2), _json_number(score, 4)]
+                     for xy, score in zip(poses.keypoints_xy[p], poses.keypoint_scores[p])]
+        people.append({"track_id": int(poses.track_ids[p]), "box_xywh": box,
+                       "box_score": _json_number(poses.box_scores[p], 4), "keypoints": keypoints})
+    record["people"] = people
+    return record
+
+
+def _json_number(value, digits: int):
+    value = float(value)
+    return None if math.isnan(value) else round(value, digits)
+
+
+class JsonLinesWriter:
+    """Write one JSON object per frame, each line written and flushed as soon as it is given, so
+    another program can follow the file (or standard output, path ``-``) while it grows.
+
+    With ``in_place`` (the default), unlike the other outputs, the file is written under its own
+    name, not renamed at the end: a stopped run leaves every complete line it wrote. Without it,
+    the lines go to a temporary file renamed into place when the ``with`` block ends without an
+    error (and removed on an error). Use as a context manager.
+    """
+
+    def __init__(self, path, in_place: bool = True):
+        self.path = str(path)
+        self.in_place = in_place or self.path == STDOUT
+        self.lines_written = 0
+        self._handle = None
+        self._atomic = None
+
+    def __enter__(self) -> "JsonLinesWriter":
+        if self.path == STDOUT:
+            self._handle = sys.stdout
+        elif not self.in_place:
+            self._atomic = atomic_write(self.path, "w", encoding="utf-8")
+            self._handle = self._atomic.__enter__()
+        else:
+            folder = Path(self.path).parent
+            if not folder.is_dir():
+                raise FormatError(self.path, f"the output folder {folder} does not exist")
+            self._handle = open(self.path, "w", encoding="utf-8")
+        return self
+
+    def write(self, frame: int, time_s: float | None, poses: Poses, wall_time: float | None = None) -> None:
+        self._handle.write(json.dumps(jsonl_record(frame, time_s, poses, wall_time),
+                                      separators=(",", ":"), allow_nan=False) + "\n")
+        self._handle.flush()
+        self.lines_written += 1
+
+    def __exit__(self, *exc) -> None:
+        handle, self._handle = self._handle, None
+        if self._atomic is not None:
+            self._atomic.__exit__(*exc)
+        elif handle is not None and handle is not sys.stdout:
+            handle.close()
 
 
 # ---------------------------------------------------------------------------------------------

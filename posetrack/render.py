@@ -5,24 +5,22 @@ every frame and every video (:func:`track_color`); people without a track id (-1
 Line widths, joint radii and label fonts grow with the image (2 px limbs at 480x270, 4 px at
 1920x1080), so overlays stay readable at both sizes.
 
-:func:`render_video` writes an overlay video of a frame source and a PoseTrack file;
-:class:`OverlayVideoWriter` writes frames one by one (for rendering during a tracking run) to a
-temporary file beside the output, renamed into place only when the video is complete.
+:func:`render_video` writes an overlay video of a frame source and a PoseTrack file, through
+:class:`~posetrack.video.VideoWriter` (H.264 in .mp4, VP9 in .webm; written to a temporary file
+beside the output, renamed into place only when the video is complete).
 """
 
 from __future__ import annotations
 
 import colorsys
-import contextlib
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .errors import PosetrackError
-from .fileio import check_outputs, publish, temp_file
+from .fileio import check_outputs
 from .formats import PoseTrackVideo, read_posetrack
 from .frame import NO_TRACK, Poses
 from .joints import POSETRACK17, JointLayout
@@ -140,79 +138,8 @@ def _draw_label(image, text, anchor, color, font_scale, font_thickness) -> None:
                 font_thickness, cv2.LINE_AA)
 
 
-class OverlayVideoWriter:
-    """Write a video frame by frame, atomically: to a hidden temporary file beside ``out_path``
-    (``fileio.temp_file``: same extension, so OpenCV picks the same container), renamed to ``out_path`` when the
-    ``with`` block ends without an error; on an error the temporary file is removed and an
-    existing ``out_path`` is left as it was.
-
-    Args:
-        out_path: the video to write: .mp4, .avi, .mov, .mkv or .m4v (``fileio.OUTPUT_SUFFIXES``;
-            OpenCV cannot write a .gif whole, so it is refused).
-        fps: frames per second.
-        size: (width, height) of every frame.
-        fourcc: the OpenCV codec code; "mp4v" (MPEG-4 Part 2) is in every OpenCV build.
-    """
-
-    def __init__(self, out_path, fps: float, size: tuple[int, int], fourcc: str = "mp4v"):
-        self.out_path = Path(out_path)
-        self.fps = float(fps)
-        self.size = (int(size[0]), int(size[1]))
-        self.fourcc = fourcc
-        self.frames_written = 0
-        self._writer = None
-        self._tmp: str | None = None
-
-    def __enter__(self) -> "OverlayVideoWriter":
-        import cv2
-
-        if len(self.fourcc) != 4:
-            raise PosetrackError(f"fourcc must be 4 characters (e.g. mp4v), got {self.fourcc!r}")
-        check_outputs([(self.out_path, "overlay")])
-        fd, self._tmp = temp_file(self.out_path)
-        os.close(fd)
-        self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, self.size)
-        if not self._writer.isOpened():
-            self._discard()
-            raise PosetrackError(
-                f"{self.out_path}: cannot write a video here with codec {self.fourcc!r} (OpenCV could "
-                f"not open a writer for the extension {self.out_path.suffix or '(none)'!r}; "
-                "use .mp4 or .avi)")
-        return self
-
-    def write(self, image_bgr: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 frame of the writer's size."""
-        if self._writer is None:
-            raise RuntimeError("write() outside the writer's with block")
-        if image_bgr.shape != (self.size[1], self.size[0], 3) or image_bgr.dtype != np.uint8:
-            raise ValueError(f"frame must be ({self.size[1]}, {self.size[0]}, 3) uint8, "
-                             f"got {image_bgr.shape} {image_bgr.dtype}")
-        self._writer.write(image_bgr)
-        self.frames_written += 1
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._discard()
-            return
-        self._writer.release()
-        self._writer = None
-        if self.frames_written == 0:
-            self._discard()
-            raise PosetrackError(f"{self.out_path}: no frames to write, so no video was written")
-        publish(self._tmp, self.out_path)
-
-    def _discard(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        if self._tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._tmp)
-
-
 def render_video(frames, tracks: PoseTrackVideo | Sequence[Poses], out_path, *,
-                 min_joint_score: float | None = None, fourcc: str = "mp4v",
-                 progress: bool = True) -> int:
+                 min_joint_score: float | None = None, progress: bool = True) -> int:
     """Write an overlay video: every frame of ``frames`` with its people drawn (:func:`draw_poses`).
 
     Frames pair with the frames of ``tracks`` by order: frame ``i`` of the source gets the people
@@ -225,7 +152,8 @@ def render_video(frames, tracks: PoseTrackVideo | Sequence[Poses], out_path, *,
     Args:
         frames: a :class:`~posetrack.video.FrameSource`.
         tracks: a PoseTrack file's contents, or one ``Poses`` per frame (POSETRACK17 layout).
-        out_path: the video to write (see :class:`OverlayVideoWriter`).
+        out_path: the video to write; the extension chooses the codec (see
+            :class:`~posetrack.video.VideoWriter`: .mp4 H.264, .webm VP9).
         min_joint_score: see :func:`draw_poses`.
         progress: show a progress bar on stderr.
 
@@ -233,6 +161,8 @@ def render_video(frames, tracks: PoseTrackVideo | Sequence[Poses], out_path, *,
         The number of frames written.
     """
     from tqdm import tqdm
+
+    from .video import VideoWriter
 
     poses = tracks.poses if isinstance(tracks, PoseTrackVideo) else list(tracks)
     if len(poses) > len(frames):
@@ -243,7 +173,7 @@ def render_video(frames, tracks: PoseTrackVideo | Sequence[Poses], out_path, *,
                     len(poses), frames.path, len(frames), len(poses), len(frames) - 1)
     if isinstance(tracks, PoseTrackVideo):
         _warn_size_mismatch(tracks, frames)
-    with OverlayVideoWriter(out_path, frames.fps, frames.size, fourcc) as writer, \
+    with VideoWriter(out_path, frames.fps, frames.size) as writer, \
             tqdm(total=len(frames), unit="frame", desc="render", disable=not progress) as bar, \
             frames:
         for index, image in frames:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +167,7 @@ class RunSummary:
     seconds: float
     stage_ms: dict = field(default_factory=dict)
     output: str = ""
+    stopped: str = ""  # why a live run ended before its input did ("Ctrl-C", "the window closed")
 
     @property
     def fps(self) -> float:
@@ -174,19 +175,35 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())
-        return [f"{self.clip}: {self.frames} frames, {self.people} people, {self.tracks} tracks "
-                f"-> {self.output}",
-                f"time per frame (ms): {stages}; overall {self.fps:.2f} frames/s"]
+        output = "standard output" if self.output == "-" else self.output
+        lines = [f"{self.clip}: {self.frames} frames, {self.people} people, {self.tracks} tracks "
+                 f"-> {output}",
+                 f"time per frame (ms): {stages}; overall {self.fps:.2f} frames/s"]
+        if self.stopped:
+            lines.insert(0, f"stopped by {self.stopped}; kept the {self.frames} frames tracked")
+        return lines
 
 
-def _open_clip(input_path: Path, annotations):
-    """-> (frame source, PoseTrack annotations or None, image ids per frame or None)."""
+@dataclass(frozen=True)
+class FrameRange:
+    """Which frames of the input to track: ``start <= frame < end``, at most ``max_frames``."""
+
+    start: int = 0
+    end: int | None = None
+    max_frames: int | None = None
+
+
+def _open_clip(input_path, annotations, frames: FrameRange = FrameRange()):
+    """-> (frame source, PoseTrack annotations or None)."""
     from .video import frames_for_posetrack, open_frames
 
     if annotations is None:
-        return open_frames(input_path), None
+        return open_frames(input_path).select(frames.start, frames.end, frames.max_frames), None
+    if frames != FrameRange():
+        raise PosetrackError("--start, --end and --max-frames cannot be combined with --annotations "
+                             "(the output must list every frame of the annotation file)")
     gt = read_posetrack(annotations)
-    if not input_path.is_dir():
+    if not Path(input_path).is_dir():
         raise PosetrackError(f"{input_path}: --annotations pairs a frame folder with a PoseTrack "
                              "file; this is not a folder")
     return frames_for_posetrack(input_path, gt), gt
@@ -264,32 +281,47 @@ def stage_functions(models: Models, max_pose_batch: int):
 
 def clip_outputs(out_path, render_path=None, out_format: str | None = None) -> list[tuple]:
     """The ``(path, role)`` outputs of one clip, for ``fileio.check_outputs``."""
-    return [(out_path, "file" if out_format else "tracks"), (render_path, "overlay")]
+    named = out_format is not None and str(out_path) != "-"  # --format: any extension
+    return [(out_path, "file" if named else "tracks"), (render_path, "overlay")]
 
 
 def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSettings(), *,
              annotations=None, detections_file=None, out_format: str | None = None,
-             render_path=None, progress: bool = True) -> RunSummary:
+             render_path=None, progress: bool = True, frames: FrameRange = FrameRange(),
+             show: bool = False, lines_in_place: bool = True) -> RunSummary:
     """Track the people of one clip and write the tracks (and optionally an overlay video).
 
     Args:
-        input_path: a video file or a folder of frames.
-        out_path: the tracks file (.json PoseTrack 2018, .csv), written atomically at the end.
+        input_path: a video file, a folder of frames, a camera index ("0") or a stream URL.
+        out_path: the tracks file: .json (PoseTrack 2018) and .csv written atomically at the
+            end; .jsonl (or "-", standard output) one line per frame, flushed as it is tracked.
         annotations: a PoseTrack file for a frame folder: the output then repeats its images
             (file names, ids, frame count), so ``posetrack eval`` pairs it with the ground truth,
             and precomputed detections are looked up by its image ids.
         detections_file: COCO detection results to use instead of the detector.
-        render_path: also write an overlay video there.
+        render_path: also write an overlay video there (.mp4 H.264, .webm VP9).
         settings: the stages' settings; ``settings.smoothing.enabled`` smooths the written
-            (and drawn) keypoints over time with the One-Euro filter.
+            (and drawn) keypoints over time with the One-Euro filter. A PoseTrack output records
+            them in its ``info``.
+        frames: the frame range to track.
+        show: show the overlay in a window as it is tracked (where there is a display; else one
+            warning and no window). q or Esc in the window stops the run as Ctrl-C does.
+        lines_in_place: write a JSON Lines output under its name as it grows (so it can be
+            followed); False: to a temporary file renamed when complete, like the other formats
+            (``batch``, whose resume takes an existing output as complete).
+
+    A live source (camera, URL) stopped by Ctrl-C (or the window) keeps what was tracked: the
+    outputs are written as if the stream had ended there. Any other source stopped by Ctrl-C
+    raises KeyboardInterrupt and writes nothing.
     """
     from tqdm import tqdm
 
-    input_path = Path(input_path)
-    out_path = Path(out_path)
+    from .formats import JsonLinesWriter, tracks_format
+
     check_outputs(clip_outputs(out_path, render_path, out_format),
                   inputs=[input_path, annotations, detections_file])
-    source, gt = _open_clip(input_path, annotations)
+    out_format = tracks_format(out_path, out_format)
+    source, gt = _open_clip(input_path, annotations, frames)
     detect = _detect_fn(models, detections_file, gt, settings.detection.min_score)
     flow, estimate = stage_functions(models, settings.pose.max_batch)
     times = StageTimes(models.sync)
@@ -299,44 +331,112 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
 
         smoother = TrackSmoother(settings.smoothing, source.fps)
     start = time.perf_counter()
-    output = []
+    indices, output, stopped = [], [], ""
+    people, track_ids = 0, set()
     # On any error the overlay's temporary file is discarded and no tracks file is written.
     with contextlib.ExitStack() as stack:
-        writer = None
-        if render_path is not None:
-            from .render import OverlayVideoWriter, draw_poses
-
-            writer = stack.enter_context(OverlayVideoWriter(render_path, source.fps, source.size))
         stack.enter_context(source)
-        bar = stack.enter_context(tqdm(total=len(source), unit="frame", desc=input_path.name,
+        lines = stack.enter_context(JsonLinesWriter(out_path, in_place=lines_in_place)) \
+            if out_format == "jsonl" else None
+        writer = window = None
+        if render_path is not None or show:
+            from .render import draw_poses
+        if render_path is not None:
+            from .video import VideoWriter
+
+            writer = stack.enter_context(VideoWriter(render_path, source.fps, source.size))
+        if show:
+            window = _open_window(source)
+            if window is not None:
+                stack.callback(window.close)
+        bar = stack.enter_context(tqdm(total=source.total, unit="frame", desc=source.name,
                                        disable=not progress, leave=False))
-        for index, image, poses in iter_tracked(source, detect, estimate, flow,
-                                                Tracker(settings.tracker), settings.pipeline, times):
-            poses = filter_output(poses, settings.pipeline)
-            if smoother is not None:
-                poses = smoother(poses, index)
-            output.append(poses)
-            if writer is not None:
-                writer.write(draw_poses(image, poses))
-            bar.update(1)
-        if source.frames_read < len(source):
+        tracked = iter_tracked(source, detect, estimate, flow, Tracker(settings.tracker),
+                               settings.pipeline, times)
+        try:
+            for index, image, poses in tracked:
+                poses = filter_output(poses, settings.pipeline)
+                if smoother is not None:
+                    poses = smoother(poses, index)
+                indices.append(index)
+                people += len(poses)
+                track_ids.update(int(i) for i in poses.track_ids)
+                if lines is not None:
+                    lines.write(index, index / source.fps, poses,
+                                source.capture_time(index) if source.live else None)
+                else:
+                    output.append(poses)
+                if writer is not None or window is not None:
+                    drawn = draw_poses(image, poses)
+                    if writer is not None:
+                        writer.write(drawn)
+                    if window is not None and not window.show(drawn):
+                        stopped = "the window closed"
+                        break
+                bar.update(1)
+        except KeyboardInterrupt:
+            if not source.live:
+                raise
+            stopped = "Ctrl-C"
+        finally:
+            tracked.close()
+        total = source.total
+        if not stopped and total is not None and source.frames_read < total:
             log.warning("%s: only %d of %d frames could be decoded; the tracks cover those",
-                        input_path, source.frames_read, len(source))
-        if gt is not None and len(output) != len(gt.images):
-            raise PosetrackError(f"{input_path}: decoded {len(output)} frames but {annotations} "
+                        input_path, source.frames_read, total)
+        if gt is not None and len(indices) != len(gt.images):
+            raise PosetrackError(f"{input_path}: decoded {len(indices)} frames but {annotations} "
                                  f"has {len(gt.images)}; the output would not pair with it")
     seconds = time.perf_counter() - start
 
-    if gt is not None:
-        heads = [np.full((len(p), 4), np.nan, np.float32) for p in output]
-        video = PoseTrackVideo(gt.images, output, heads)
-    else:
-        video = video_from_frames(source.file_names[:len(output)], output)
-    write_tracks(out_path, video, out_format)
-    return RunSummary(
-        clip=input_path.name, frames=len(output), people=sum(len(p) for p in output),
-        tracks=len({int(i) for p in output for i in p.track_ids}), seconds=seconds,
-        stage_ms=times.ms_per_frame(len(output)), output=str(out_path))
+    summary = RunSummary(
+        clip=source.name, frames=len(indices), people=people, tracks=len(track_ids),
+        seconds=seconds, stage_ms=times.ms_per_frame(len(indices)), output=str(out_path),
+        stopped=stopped)
+    if out_format != "jsonl":
+        if gt is not None:
+            heads = [np.full((len(p), 4), np.nan, np.float32) for p in output]
+            video = PoseTrackVideo(gt.images, output, heads)
+        else:
+            video = video_from_frames([source.file_name(i) for i in indices], output, indices)
+        video.info = run_info(source, summary, asdict(settings), models.device)
+        write_tracks(out_path, video, out_format)
+    return summary
+
+
+def run_info(source, summary: RunSummary, settings: dict, device: str) -> dict:
+    """The ``info`` a PoseTrack output of ``posetrack run`` carries (read by ``posetrack report``):
+    what was tracked, with which settings, and where the time went."""
+    from datetime import datetime, timezone
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package_version = version("posetrack")
+    except PackageNotFoundError:
+        package_version = None
+    return {
+        "description": "tracks written by posetrack run",
+        "version": package_version,
+        "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": str(source.path), "fps": source.fps, "width": source.size[0],
+        "height": source.size[1], "live": source.live,
+        "frame_range": [source.start, source.stop], "frames": summary.frames,
+        "stopped": summary.stopped or None, "device": device,
+        "seconds": round(summary.seconds, 3),
+        "stage_ms_per_frame": {k: round(v, 3) for k, v in summary.stage_ms.items()},
+        "settings": settings,
+    }
+
+
+def _open_window(source):
+    """A window for ``--show``, or None (with one warning) where no window can be shown."""
+    from .video import FrameWindow, display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        log.warning("--show: %s; tracking without a window", problem)
+        return None
+    return FrameWindow(f"posetrack: {source.name} (q: stop)", source.size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,16 +490,21 @@ def file_for_clip(folder, name: str, what: str) -> Path:
 
 def batch_output(out_dir, clip: Path, out_format: str | None = None) -> Path:
     """Where ``posetrack batch`` writes the tracks of ``clip``."""
-    suffix = ".csv" if out_format in ("csv", "csv-joints") else ".json"
+    suffix = {"csv": ".csv", "csv-joints": ".csv", "jsonl": ".jsonl"}.get(out_format, ".json")
     return Path(out_dir) / f"{clip_name(clip)}{suffix}"
 
 
+def batch_overlay(render_dir, clip: Path) -> Path | None:
+    """Where ``posetrack batch --render DIR`` writes the overlay of ``clip`` (None without DIR)."""
+    return None if render_dir is None else Path(render_dir) / f"{clip_name(clip)}.mp4"
+
+
 def check_batch_outputs(clips_dir, out_dir, detections_dir=None, annotations_dir=None,
-                        out_format: str | None = None) -> list[Path]:
+                        out_format: str | None = None, render_dir=None) -> list[Path]:
     """Check a batch's outputs before any clip runs (``fileio.check_outputs``): the output folder
     exists and is writable, it is not the detections or annotations folder (whose
     ``<clip>.json`` files the outputs would replace), and no two clips write the same file
-    (``a.mp4`` and a frame folder ``a``). Returns the clips."""
+    (``a.mp4`` and a frame folder ``a``; an overlay over a clip). Returns the clips."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise PosetrackError(f"{out_dir}: the output folder does not exist")
@@ -408,23 +513,25 @@ def check_batch_outputs(clips_dir, out_dir, detections_dir=None, annotations_dir
             raise PosetrackError(f"{out_dir}: the output folder is also the {what} folder; the "
                                  "outputs would replace its files")
     clips = find_clips(clips_dir)
-    check_outputs([(batch_output(out_dir, clip, out_format), "tracks") for clip in clips],
-                  inputs=clips)
+    check_outputs([(batch_output(out_dir, clip, out_format), "tracks") for clip in clips]
+                  + [(batch_overlay(render_dir, clip), "overlay") for clip in clips], inputs=clips)
     return clips
 
 
 def run_batch(clips_dir, out_dir, models: Models, settings: RunSettings = RunSettings(), *,
               annotations_dir=None, out_format: str | None = None, progress: bool = True,
-              on_clip=None) -> BatchReport:
-    """Track every clip of ``clips_dir`` into ``out_dir/<clip>.json`` (or .csv).
+              on_clip=None, render_dir=None, frames: FrameRange = FrameRange()) -> BatchReport:
+    """Track every clip of ``clips_dir`` into ``out_dir/<clip>.json`` (or .csv, .jsonl).
 
     A clip whose output file already exists is skipped (outputs are written atomically, so an
     existing file is complete); a clip that fails is reported and the batch goes on.
     ``settings.detection.detections``, when set, is a folder with one detection file per clip.
+    With ``render_dir``, each clip's overlay video goes to ``render_dir/<clip>.mp4``; ``frames``
+    selects the same frame range of every clip.
     """
     out_dir = Path(out_dir)
     clips = check_batch_outputs(clips_dir, out_dir, settings.detection.detections,
-                                annotations_dir, out_format)
+                                annotations_dir, out_format, render_dir)
     report = BatchReport()
     for clip in clips:
         name = clip_name(clip)
@@ -439,7 +546,8 @@ def run_batch(clips_dir, out_dir, models: Models, settings: RunSettings = RunSet
             annotations = None if annotations_dir is None else file_for_clip(annotations_dir, name, "annotation")
             summary = run_clip(clip, out_path, models, settings, annotations=annotations,
                                detections_file=detections, out_format=out_format,
-                               progress=progress)
+                               progress=progress, render_path=batch_overlay(render_dir, clip),
+                               frames=frames, lines_in_place=False)
         except KeyboardInterrupt:
             raise
         except Exception as err:  # one bad clip must not end a batch of hundreds

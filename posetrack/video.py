@@ -1,8 +1,12 @@
-"""Frame sources: a video file or a folder of frame images, decoded ahead in a background thread.
+"""Frame sources and sinks: a video file, a folder of frame images, a camera or a stream URL,
+decoded ahead in a background thread; overlay videos (H.264 / VP9 through PyAV) and a live window.
 
-:func:`open_frames` opens either kind and checks it up front (the path exists, the video opens and
-its first frame decodes, the folder holds images of one size), so a bad input fails before any
-work is done. :func:`frames_for_posetrack` opens a PoseTrack frame folder in the order of a
+:func:`open_frames` opens any kind and checks it up front (the path exists, the video opens and
+its first frame decodes, the folder holds images of one size, the camera or URL gives a frame),
+so a bad input fails before any work is done. A camera (``"0"``) or a URL FFmpeg opens
+(``rtsp://``, ``http(s)://``, ...) is a *live* source: its length is unknown (``source.total`` is
+None) and it ends when the stream does or the consumer stops. Any source can be cut to a frame
+range (``start``, ``end``, ``max_frames``); frame indices stay those of the whole input. :func:`frames_for_posetrack` opens a PoseTrack frame folder in the order of a
 PoseTrack annotation file, so outputs line up with the ground-truth frames.
 
 Iterating a source yields ``(index, image)`` pairs, ``image`` a (H, W, 3) uint8 BGR array. The
@@ -21,17 +25,21 @@ can and logs the damage) is passed through as decoded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import re
 import threading
+import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from .errors import PosetrackError
+from .fileio import check_outputs, publish, temp_file
 
 log = logging.getLogger(__name__)
 
@@ -44,46 +52,102 @@ DEFAULT_FOLDER_FPS = 25.0
 # stream holds about 50 MB in the queue.
 DEFAULT_QUEUE_SIZE = 8
 _JOIN_TIMEOUT_S = 10.0
+# URL schemes handed to FFmpeg as a stream (OpenCV's FFmpeg backend opens them).
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "hls")
 
 
 class FrameSource:
     """Frames of one clip, decoded ahead in a background thread. Use :func:`open_frames`.
 
     Attributes:
-        path: the video file or frame folder.
+        path: the video file or frame folder (a ``Path``), or the camera index / URL (a ``str``).
+        name: a short name for messages and output file names (file stem, folder name,
+            ``camera0``, the URL's file stem).
         fps: frames per second (the video's; a folder's is given when opening, default 25).
         size: (width, height) of every frame, pixels.
-        file_names: one name per frame, as output files name the frames: for a folder the image
-            paths (relative to ``root`` when given, else ``<folder name>/<file name>``), for a video
-            synthetic names ``<video stem>/000123.jpg`` (0-based frame index).
+        file_names: one name per frame of the whole input, as output files name the frames: for a
+            folder the image paths (relative to ``root`` when given, else ``<folder name>/<file
+            name>``), for a video synthetic names ``<video stem>/000123.jpg`` (0-based frame index).
+            Empty for a live source; use :meth:`file_name`.
+        live: a camera or a stream: no known length, ends when the stream does.
+        start, stop: the frame range iterated, ``stop`` exclusive (None: to the end).
         frames_read: how many frames the latest (or current) iteration has yielded; after a full
-            iteration a value below ``len(source)`` means the video ended early.
+            iteration a value below ``total`` means the video ended early.
         queue_size: how many frames the reader thread may decode ahead.
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], file_names: list[str],
-                 queue_size: int = DEFAULT_QUEUE_SIZE):
+    live = False
+
+    def __init__(self, path, fps: float, size: tuple[int, int], file_names: list[str],
+                 queue_size: int = DEFAULT_QUEUE_SIZE, name: str | None = None):
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
         self.path = path
+        self.name = name or Path(path).name
         self.fps = float(fps)
         self.size = size
         self.file_names = file_names
+        self.start, self.stop = 0, None
         self.frames_read = 0
         self.queue_size = queue_size
         self._readers: set[_ReadAhead] = set()
 
+    @property
+    def total(self) -> int | None:
+        """How many frames a full iteration yields (the range within the stated frame count);
+        None for a live source without an end in its range."""
+        stop = self.stop
+        if not self.live:
+            stop = len(self.file_names) if stop is None else min(stop, len(self.file_names))
+        return None if stop is None else max(0, stop - self.start)
+
     def __len__(self) -> int:
-        """The number of frames: a folder's image count, a video's container frame count."""
-        return len(self.file_names)
+        """``total``; a live source has no length (TypeError)."""
+        total = self.total
+        if total is None:
+            raise TypeError(f"{self.name} is a live source: its length is not known")
+        return total
+
+    def file_name(self, index: int) -> str:
+        """The name of frame ``index`` (an index of the whole input) in output files."""
+        if index < len(self.file_names):
+            return self.file_names[index]
+        return f"{self.name}/{index:06d}.jpg"
+
+    def select(self, start: int = 0, end: int | None = None, max_frames: int | None = None) -> "FrameSource":
+        """Iterate frames ``start`` to ``end`` (exclusive), at most ``max_frames`` of them.
+
+        Frame indices stay those of the whole input. Returns the source itself.
+
+        Raises:
+            PosetrackError: a negative start, an end not after the start, ``max_frames`` below 1,
+                or a start past the last frame of an input of known length.
+        """
+        if start < 0:
+            raise PosetrackError(f"--start must be 0 or more, got {start}")
+        if end is not None and end <= start:
+            raise PosetrackError(f"--end ({end}) must be after --start ({start}); the range is "
+                                 "start <= frame < end")
+        if max_frames is not None:
+            if max_frames < 1:
+                raise PosetrackError(f"--max-frames must be at least 1, got {max_frames}")
+            end = start + max_frames if end is None else min(end, start + max_frames)
+        if not self.live and start >= len(self.file_names):
+            raise PosetrackError(f"{self.path}: --start {start} is past the last frame "
+                                 f"(it has {len(self.file_names)} frames, 0-{len(self.file_names) - 1})")
+        self.start, self.stop = start, end
+        return self
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        reader = _ReadAhead(self._decode, self.queue_size, name=f"posetrack-decode:{self.path.name}")
+        reader = _ReadAhead(lambda: self._decode(self.start), self.queue_size,
+                            name=f"posetrack-decode:{self.name}")
         self._readers.add(reader)
         self.frames_read = 0
         try:
-            for index, image in enumerate(reader):
-                self.frames_read = index + 1
+            for index, image in enumerate(reader, self.start):
+                if self.stop is not None and index >= self.stop:
+                    break
+                self.frames_read += 1
                 yield index, image
         finally:
             reader.close()
@@ -103,17 +167,18 @@ class FrameSource:
 
     def __repr__(self) -> str:
         w, h = self.size
-        return f"{type(self).__name__}({str(self.path)!r}, {len(self)} frames, {w}x{h}, {self.fps:g} fps)"
+        frames = "live" if self.total is None else f"{self.total} frames"
+        return f"{type(self).__name__}({str(self.path)!r}, {frames}, {w}x{h}, {self.fps:g} fps)"
 
-    def _decode(self) -> Iterator[np.ndarray]:
-        """Yield the frames in order; runs in the reader thread."""
+    def _decode(self, start: int) -> Iterator[np.ndarray]:
+        """Yield the frames in order from frame ``start``; runs in the reader thread."""
         raise NotImplementedError
 
 
 class VideoFrames(FrameSource):
     """Frames of a video file, decoded with OpenCV (see the module docstring on early ends)."""
 
-    def _decode(self) -> Iterator[np.ndarray]:
+    def _decode(self, start: int) -> Iterator[np.ndarray]:
         import cv2
 
         capture = cv2.VideoCapture(str(self.path))
@@ -121,6 +186,8 @@ class VideoFrames(FrameSource):
             if not capture.isOpened():
                 raise PosetrackError(f"{self.path}: cannot open the video any more")
             index = 0
+            while index < start and capture.grab():  # skipped frames are not converted to BGR
+                index += 1
             while True:
                 ok, image = capture.read()
                 if not ok:
@@ -128,9 +195,9 @@ class VideoFrames(FrameSource):
                 _check_size(self.path, image, self.size, f"frame {index}")
                 yield image
                 index += 1
-            if index < len(self):
+            if index < len(self.file_names):
                 log.warning("%s: the video says it has %d frames, but frame %d could not be decoded; "
-                            "stopping there, %d frames read", self.path, len(self), index, index)
+                            "stopping there, %d frames read", self.path, len(self.file_names), index, index)
         finally:
             capture.release()
 
@@ -143,35 +210,100 @@ class FolderFrames(FrameSource):
         super().__init__(path, fps, size, file_names, queue_size)
         self.image_paths = image_paths
 
-    def _decode(self) -> Iterator[np.ndarray]:
-        for index, image_path in enumerate(self.image_paths):
+    def _decode(self, start: int) -> Iterator[np.ndarray]:
+        for index, image_path in enumerate(self.image_paths[start:], start):
             image = _read_image(image_path)
             _check_size(image_path, image, self.size, f"frame {index}")
             yield image
 
 
+class StreamFrames(FrameSource):
+    """Frames of a camera or a stream URL (OpenCV, FFmpeg backend), read as they arrive.
+
+    The capture opened (and its first frame read) by :func:`open_frames` is used by the first
+    iteration; a later iteration opens the source again. The stream ends at the first frame that
+    cannot be read (the stream closed, the camera unplugged). ``capture_time(index)`` is the Unix
+    time at which frame ``index`` was read, for the latest frames.
+    """
+
+    live = True
+    _KEEP_TIMES = 1024  # capture times kept for this many latest frames
+
+    def __init__(self, target, capture, first: np.ndarray, fps: float, name: str,
+                 queue_size: int = DEFAULT_QUEUE_SIZE):
+        super().__init__(target, fps, (first.shape[1], first.shape[0]), [], queue_size, name)
+        self._opened = (capture, first, time.time())
+        self._times: dict[int, float] = {}
+
+    def capture_time(self, index: int) -> float | None:
+        return self._times.get(index)
+
+    def _decode(self, start: int) -> Iterator[np.ndarray]:
+        capture, first, first_time = self._opened or (None, None, None)
+        self._opened = None
+        if capture is None:
+            capture, first = _open_stream(self.path)
+            first_time = time.time()
+        try:
+            index, image, read_at = 0, first, first_time
+            while True:
+                if index >= start:
+                    self._times[index] = read_at
+                    self._times.pop(index - self._KEEP_TIMES, None)
+                    _check_size(self.path, image, self.size, f"frame {index}")
+                    yield image
+                index += 1
+                ok, image = capture.read()
+                read_at = time.time()
+                if not ok or image is None:
+                    log.info("%s: the stream ended after %d frames", self.name, index)
+                    return
+        finally:
+            capture.release()
+
+    def close(self) -> None:
+        super().close()
+        if self._opened is not None:  # opened but never iterated
+            self._opened[0].release()
+            self._opened = None
+
+
+def is_stream(path) -> bool:
+    """Whether INPUT names a camera (a non-negative integer such as ``"0"``) or a URL FFmpeg
+    opens (``rtsp://``, ``http(s)://``, ...) rather than a file or folder."""
+    text = str(path)
+    if text.isdigit():
+        return True
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.lower() in STREAM_SCHEMES
+
+
 def open_frames(path, *, fps: float | None = None, root=None,
                 queue_size: int = DEFAULT_QUEUE_SIZE) -> FrameSource:
-    """Open a video file or a folder of frame images.
+    """Open a video file, a folder of frame images, a camera or a stream URL.
 
     Args:
-        path: a video file OpenCV can read, or a folder of images (.jpg, .jpeg, .png, .bmp, .tif,
+        path: a video file OpenCV can read; or a folder of images (.jpg, .jpeg, .png, .bmp, .tif,
             .tiff, .webp; other files and subfolders are ignored), read in natural name order
-            (``frame2.png`` before ``frame10.png``; zero-padded names sort the same either way).
-        fps: a folder's frame rate (default 25, ``DEFAULT_FOLDER_FPS``). For a video, overrides
-            the rate the file states, which is used otherwise.
+            (``frame2.png`` before ``frame10.png``; zero-padded names sort the same either way);
+            or a camera index (``0``, ``"0"``); or a URL (see :func:`is_stream`).
+        fps: a folder's frame rate (default 25, ``DEFAULT_FOLDER_FPS``). For a video or stream,
+            overrides the rate it states, which is used otherwise.
         root: for a folder, ``file_names`` are the image paths relative to this folder (e.g. the
             PoseTrack data root, giving ``images/val/<seq>/000000.jpg``); default
             ``<folder name>/<file name>``.
         queue_size: frames decoded ahead of the consumer.
 
     Raises:
-        PosetrackError: the path is missing; the video cannot be opened or no frame of it decodes;
-            the folder holds no images; an image cannot be read; the images differ in size.
+        PosetrackError: the path is missing; the video, camera or URL cannot be opened or no frame
+            of it decodes; the folder holds no images; an image cannot be read; the images differ
+            in size.
     """
-    path = Path(path)
     if fps is not None and not (fps > 0 and np.isfinite(fps)):
         raise PosetrackError(f"fps must be a positive number, got {fps}")
+    if isinstance(path, int) or (isinstance(path, str) and is_stream(path)):
+        return _stream_source(str(path), fps, queue_size)
+    path = Path(path)
     if path.is_dir():
         images = sorted((p for p in path.iterdir() if _is_image(p)), key=lambda p: _natural_key(p.name))
         if not images:
@@ -183,7 +315,8 @@ def open_frames(path, *, fps: float | None = None, root=None,
         return _folder_source(path, images, _folder_names(path, images, root), fps, queue_size)
     if path.is_file():
         return _open_video(path, fps, queue_size)
-    raise PosetrackError(f"{path}: no such file or folder")
+    raise PosetrackError(f"{path}: no such file or folder (INPUT is a video file, a folder of "
+                         "frames, a camera index such as 0, or a stream URL)")
 
 
 def frames_for_posetrack(folder, annotations, *, fps: float | None = None,
@@ -268,6 +401,45 @@ def _open_video(path: Path, fps: float | None, queue_size: int) -> VideoFrames:
     return VideoFrames(path, fps, size, names, queue_size)
 
 
+def _open_stream(target: str):
+    """-> (an open cv2.VideoCapture, its first frame) for a camera index or a URL."""
+    import cv2
+
+    what = f"camera {target}" if target.isdigit() else target
+    capture = cv2.VideoCapture(int(target)) if target.isdigit() else cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        capture.release()
+        hint = ("no such camera, or it is in use" if target.isdigit() else
+                "unreachable, refused, or not a stream FFmpeg can read")
+        raise PosetrackError(f"{what}: cannot open ({hint})")
+    ok, first = capture.read()
+    if not ok or first is None:
+        capture.release()
+        hint = ("" if target.isdigit() else "; over HTTP an MP4 whose index is at the end of the file "
+                "needs a server that answers range requests (or write it with the index first, "
+                "e.g. ffmpeg -movflags +faststart)")
+        raise PosetrackError(f"{what}: opened, but no frame could be read{hint}")
+    return capture, first
+
+
+def _stream_source(target: str, fps: float | None, queue_size: int) -> StreamFrames:
+    import cv2
+
+    capture, first = _open_stream(target)
+    if fps is None:
+        stated = capture.get(cv2.CAP_PROP_FPS)
+        fps = stated if 0 < stated <= 1000 and np.isfinite(stated) else DEFAULT_FOLDER_FPS
+        if fps != stated:
+            log.info("%s: the stream states no usable frame rate (%s); assuming %g fps", target, stated, fps)
+    if target.isdigit():
+        name = f"camera{target}"
+    else:
+        tail = target.split("://", 1)[1].split("?", 1)[0].rstrip("/")
+        name = Path(tail).stem if "/" in tail else tail.split(":")[0]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "stream"
+    return StreamFrames(target, capture, first, fps, name, queue_size)
+
+
 def _folder_source(folder: Path, images: list[Path], names: list[str], fps: float | None,
                    queue_size: int) -> FolderFrames:
     sizes = [_image_size(p) for p in images]
@@ -334,6 +506,162 @@ def _check_size(path: Path, image: np.ndarray, size: tuple[int, int], what: str)
     if (image.shape[1], image.shape[0]) != tuple(size):
         raise PosetrackError(f"{path}: {what} is {image.shape[1]}x{image.shape[0]}, but the frames "
                              f"before it are {size[0]}x{size[1]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing videos, showing frames
+
+# Extension -> (container format, encoder, encoder options). H.264 and VP9 in yuv420p are what
+# browsers, phones and players decode; MPEG-4 Part 2 in AVI is for old tools only. libx264
+# "veryfast" at CRF 23: see README "Overlay videos" for the speed and size of each preset.
+VIDEO_CODECS = {
+    ".mp4": ("mp4", "libx264", {"crf": "23", "preset": "veryfast"}),
+    ".m4v": ("mp4", "libx264", {"crf": "23", "preset": "veryfast"}),
+    ".mov": ("mov", "libx264", {"crf": "23", "preset": "veryfast"}),
+    ".mkv": ("matroska", "libx264", {"crf": "23", "preset": "veryfast"}),
+    ".webm": ("webm", "libvpx-vp9", {"crf": "33", "b": "0", "deadline": "realtime", "cpu-used": "8",
+                                     "row-mt": "1"}),
+    ".avi": ("avi", "mpeg4", {"qscale": "3"}),
+}
+# The index at the front of the file, so a browser starts playing before the whole file is in.
+_CONTAINER_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mov": {"movflags": "+faststart"}}
+
+
+class VideoWriter:
+    """Write a video frame by frame with PyAV (FFmpeg), atomically: to a hidden temporary file
+    beside ``out_path``, renamed to ``out_path`` when the ``with`` block ends without an error; on
+    an error the temporary file is removed and an existing ``out_path`` is left as it was.
+
+    The codec follows the extension (``VIDEO_CODECS``): H.264 for .mp4/.m4v/.mov/.mkv, VP9 for
+    .webm, MPEG-4 Part 2 for .avi; all yuv420p, which needs an even width and height, so a frame
+    of odd size gets one edge row or column repeated at the bottom or right.
+
+    Args:
+        out_path: the video to write.
+        fps: frames per second.
+        size: (width, height) of every frame.
+    """
+
+    def __init__(self, out_path, fps: float, size: tuple[int, int]):
+        self.out_path = Path(out_path)
+        self.fps = float(fps)
+        self.size = (int(size[0]), int(size[1]))
+        self.frames_written = 0
+        self.codec = None
+        self._container = None
+        self._stream = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> "VideoWriter":
+        import av
+
+        check_outputs([(self.out_path, "overlay")])  # the extensions of VIDEO_CODECS
+        container_format, self.codec, options = VIDEO_CODECS[self.out_path.suffix.lower()]
+        fd, self._tmp = temp_file(self.out_path)
+        os.close(fd)
+        rate = Fraction(self.fps).limit_denominator(1001)
+        try:
+            self._container = av.open(self._tmp, mode="w", format=container_format,
+                                      options=_CONTAINER_OPTIONS.get(container_format, {}))
+            self._stream = self._container.add_stream(self.codec, rate=rate, options=dict(options))
+            self._stream.width, self._stream.height = (v + v % 2 for v in self.size)
+            self._stream.pix_fmt = "yuv420p"
+        except (av.FFmpegError, ValueError) as err:
+            self._discard()
+            raise PosetrackError(f"{self.out_path}: cannot write a video here with {self.codec} "
+                                 f"({err})") from None
+        self._time_base = 1 / rate
+        return self
+
+    def write(self, image_bgr: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 frame of the writer's size."""
+        import av
+
+        if self._stream is None:
+            raise RuntimeError("write() outside the writer's with block")
+        if image_bgr.shape != (self.size[1], self.size[0], 3) or image_bgr.dtype != np.uint8:
+            raise ValueError(f"frame must be ({self.size[1]}, {self.size[0]}, 3) uint8, "
+                             f"got {image_bgr.shape} {image_bgr.dtype}")
+        pad_y, pad_x = self.size[1] % 2, self.size[0] % 2
+        if pad_x or pad_y:
+            image_bgr = np.pad(image_bgr, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_bgr), format="bgr24")
+        frame.pts, frame.time_base = self.frames_written, self._time_base
+        self._container.mux(self._stream.encode(frame))
+        self.frames_written += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
+        if self.frames_written == 0:
+            self._discard()
+            raise PosetrackError(f"{self.out_path}: no frames to write, so no video was written")
+        try:
+            self._container.mux(self._stream.encode(None))  # the frames the encoder still holds
+            self._container.close()
+        except BaseException:
+            self._discard()
+            raise
+        self._container = self._stream = None
+        publish(self._tmp, self.out_path)
+
+    def _discard(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._container = self._stream = None
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+
+
+def display_problem() -> str | None:
+    """Why no window can be shown here, in one line, or None when one can."""
+    import sys
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display here (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    return None
+
+
+class FrameWindow:
+    """A window showing frames as they come (OpenCV HighGUI); q or Esc in it asks to stop.
+
+    Use :func:`display_problem` first: where there is no display, OpenCV aborts the process.
+    ``show`` returns False once the viewer asked to stop (or closed the window).
+    """
+
+    def __init__(self, title: str, size: tuple[int, int]):
+        import cv2
+
+        self.title = title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            cv2.resizeWindow(title, *_fit_on_screen(size))
+        except cv2.error as err:  # an OpenCV built without a GUI (opencv-python-headless)
+            raise PosetrackError(f"--show: this OpenCV cannot open windows ({str(err).strip().splitlines()[-1]})") from None
+
+    def show(self, image_bgr: np.ndarray) -> bool:
+        import cv2
+
+        cv2.imshow(self.title, image_bgr)
+        key = cv2.waitKey(1) & 0xFF
+        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        return not (closed or key in (ord("q"), 27))
+
+    def close(self) -> None:
+        import cv2
+
+        with contextlib.suppress(cv2.error):
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+
+
+def _fit_on_screen(size: tuple[int, int], longest: int = 1280) -> tuple[int, int]:
+    """The window size: the frame's, scaled down so its longest side is at most ``longest``."""
+    scale = min(1.0, longest / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 # ---------------------------------------------------------------------------------------------

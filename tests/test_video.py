@@ -237,3 +237,171 @@ def test_posetrack_sample_folder_matches_its_gt(shared_dir):
     frames = frames_for_posetrack(sample / "images" / "val" / "009473_mpii_test", gt)
     assert frames.file_names == ["images/val/009473_mpii_test/000000.jpg"]
     assert frames.size == (1920, 1080)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame ranges
+
+
+@pytest.mark.parametrize("start, end, max_frames, expected", [
+    (0, None, None, list(range(9))),  # the whole clip
+    (2, 5, None, [2, 3, 4]),  # end is exclusive
+    (6, None, None, [6, 7, 8]),  # to the end
+    (0, None, 4, [0, 1, 2, 3]),
+    (3, 8, 2, [3, 4]),  # max_frames shortens the range
+    (7, 20, None, [7, 8]),  # an end past the clip stops at the clip's end
+    (8, None, None, [8]),  # the last frame alone
+])
+@pytest.mark.parametrize("kind", ["video", "folder"])
+def test_frame_range_keeps_frame_indices(tmp_path, kind, start, end, max_frames, expected):
+    path = write_video(tmp_path / "clip.avi", 9, "MJPG") if kind == "video" else \
+        write_folder(tmp_path / "seq", [f"{i:03d}.png" for i in range(9)])
+    source = open_frames(path).select(start, end, max_frames)
+    got = [(index, square_x(image)) for index, image in source]
+    assert [index for index, _ in got] == expected
+    assert [x for _, x in got] == [4 + 4 * i for i in expected]  # frame i is the i-th image
+    assert len(source) == source.total == len(expected)
+
+
+@pytest.mark.parametrize("start, end, max_frames, message", [
+    (-1, None, None, "--start must be 0 or more"),
+    (4, 4, None, r"--end \(4\) must be after --start \(4\)"),
+    (0, None, 0, "--max-frames must be at least 1"),
+    (9, None, None, "--start 9 is past the last frame .*9 frames, 0-8"),
+])
+def test_bad_frame_range(tmp_path, start, end, max_frames, message):
+    source = open_frames(write_video(tmp_path / "clip.avi", 9, "MJPG"))
+    with pytest.raises(PosetrackError, match=message):
+        source.select(start, end, max_frames)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cameras and stream URLs
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0", True), ("12", True),  # camera indices
+    ("rtsp://camera.local/stream1", True), ("http://127.0.0.1:8000/a.avi", True),
+    ("HTTPS://host/video.mp4", True), ("udp://239.0.0.1:1234", True),
+    ("video.mp4", False), ("frames/", False), ("-1", False), ("file:///tmp/a.mp4", False),
+    ("0.mp4", False),
+])
+def test_is_stream(text, expected):
+    from posetrack.video import is_stream
+
+    assert is_stream(text) is expected
+
+
+def test_camera_that_does_not_exist_is_one_clear_error():
+    with pytest.raises(PosetrackError, match="camera 97: cannot open"):
+        open_frames("97")
+
+
+def test_http_stream_gives_every_frame_without_a_known_length(tmp_path, http_folder):
+    write_video(tmp_path / "clip.avi", 9, "MJPG")
+    url = http_folder(tmp_path) + "/clip.avi"
+    with open_frames(url) as source:
+        assert source.live and source.total is None and source.name == "clip"
+        with pytest.raises(TypeError, match="live source"):
+            len(source)
+        got = [(index, square_x(image)) for index, image in source]
+        assert got == [(i, 4 + 4 * i) for i in range(9)]
+        assert source.capture_time(8) is not None and source.file_name(3) == "clip/000003.jpg"
+    with open_frames(url).select(3, max_frames=2) as source:  # ranges work on streams too
+        assert [index for index, _ in source] == [3, 4]
+    assert not reader_threads()
+
+
+def test_url_without_a_video_is_one_clear_error(tmp_path, http_folder):
+    (tmp_path / "notes.txt").write_text("not a video")
+    base = http_folder(tmp_path)
+    with pytest.raises(PosetrackError, match="notes.txt: (cannot open|opened, but no frame)"):
+        open_frames(base + "/notes.txt")
+    with pytest.raises(PosetrackError, match="missing.avi: cannot open"):
+        open_frames(base + "/missing.avi")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing videos
+
+
+def _codec(path):
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+        return stream.codec_context.name, stream.pix_fmt, (stream.width, stream.height), frames
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "h264"), (".webm", "vp9"), (".mkv", "h264"),
+                                           (".avi", "mpeg4")])
+def test_writer_codec_follows_the_extension(tmp_path, suffix, codec):
+    from posetrack.video import VideoWriter
+
+    out = tmp_path / f"overlay{suffix}"
+    with VideoWriter(out, 10, (W, H)) as writer:
+        for i in range(6):
+            writer.write(frame_image(i))
+    name, pix_fmt, size, frames = _codec(out)
+    assert (name, pix_fmt, size, len(frames)) == (codec, "yuv420p", (W, H), 6)
+    assert [square_x(f) for f in frames] == [4 + 4 * i for i in range(6)]  # in order, none lost
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temporary file left
+
+
+def test_every_overlay_extension_has_a_codec():
+    from posetrack.fileio import OUTPUT_SUFFIXES
+    from posetrack.video import VIDEO_CODECS
+
+    assert set(VIDEO_CODECS) == set(OUTPUT_SUFFIXES["overlay"])
+
+
+def test_mp4_has_its_index_first_so_browsers_play_it_while_loading(tmp_path):
+    from posetrack.video import VideoWriter
+
+    out = tmp_path / "overlay.mp4"
+    with VideoWriter(out, 25, (W, H)) as writer:
+        for i in range(5):
+            writer.write(frame_image(i))
+    head = out.read_bytes()
+    assert head.index(b"moov") < head.index(b"mdat")
+
+
+def test_odd_frame_size_is_padded_to_even(tmp_path):
+    from posetrack.video import VideoWriter
+
+    out = tmp_path / "odd.mp4"
+    with VideoWriter(out, 10, (W + 1, H + 1)) as writer:
+        writer.write(frame_image(0, (W + 1, H + 1)))
+    assert _codec(out)[2] == (W + 2, H + 2)
+
+
+def test_writer_failures_leave_nothing(tmp_path):
+    from posetrack.video import VideoWriter
+
+    with pytest.raises(PosetrackError, match="unknown extension '.gif' for the overlay output; use .mp4, .webm"):
+        with VideoWriter(tmp_path / "a.gif", 10, (W, H)):
+            pass
+    with pytest.raises(PosetrackError, match="no frames to write"):
+        with VideoWriter(tmp_path / "b.mp4", 10, (W, H)):
+            pass
+    (tmp_path / "c.mp4").write_bytes(b"older")
+    with pytest.raises(RuntimeError, match="stop"):
+        with VideoWriter(tmp_path / "c.mp4", 10, (W, H)) as writer:
+            writer.write(frame_image(0))
+            raise RuntimeError("stop")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]
+    assert (tmp_path / "c.mp4").read_bytes() == b"older"
+
+
+def test_no_display_is_named(monkeypatch):
+    import sys
+
+    from posetrack.video import display_problem
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        assert "no display here" in display_problem()
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert display_problem() is None
