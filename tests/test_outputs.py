@@ -53,8 +53,8 @@ def _dead_pid() -> int:
     # a folder where a file is expected
     ([("sub", "file")], "is a folder"),
     ([("missing/t.json", "tracks")], "output folder .*missing does not exist"),
-    # stdout is for the roles that stream
-    ([("-", "tracks")], "cannot be written to standard output"),
+    # stdout is for the roles that stream (tracks as JSON Lines)
+    ([("-", "overlay")], "cannot be written to standard output"),
 ])
 def test_bad_outputs(tmp_path, monkeypatch, outputs, message):
     monkeypatch.chdir(tmp_path)
@@ -137,8 +137,8 @@ def test_overlay_left_by_sigkill_is_removed_by_the_next_run(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
         import numpy as np
-        from posetrack.render import OverlayVideoWriter
-        writer = OverlayVideoWriter({str(out)!r}, 10, ({W}, {H})).__enter__()
+        from posetrack.video import VideoWriter
+        writer = VideoWriter({str(out)!r}, 10, ({W}, {H})).__enter__()
         writer.write(np.zeros(({H}, {W}, 3), np.uint8))
         os.kill(os.getpid(), signal.SIGKILL)
     """)

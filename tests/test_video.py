@@ -405,3 +405,34 @@ def test_no_display_is_named(monkeypatch):
         assert "no display here" in display_problem()
     monkeypatch.setenv("DISPLAY", ":0")
     assert display_problem() is None
+
+
+CHROMIUM = next(filter(None, map(__import__("shutil").which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium) to play videos in")
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_overlay_plays_in_a_browser(tmp_path, suffix):
+    import re
+    import subprocess
+
+    from posetrack.video import VideoWriter
+
+    with VideoWriter(tmp_path / f"overlay{suffix}", 10, (W, H)) as writer:
+        for i in range(8):
+            writer.write(frame_image(i))
+    page = tmp_path / "play.html"
+    page.write_text(f"""<!DOCTYPE html><html><body><video id="v" src="overlay{suffix}" muted></video>
+<pre id="out"></pre><script>
+const v = document.getElementById('v'), out = document.getElementById('out');
+v.addEventListener('loadeddata', () => {{ out.textContent += 'loaded ' + v.videoWidth + 'x' + v.videoHeight + ';'; v.play(); }});
+let end = false;  // 'ended' does not always fire for WebM in headless Chromium: watch the time
+v.addEventListener('timeupdate', () => {{ if (!end && v.currentTime >= v.duration - 0.01) {{
+  end = true; out.textContent += 'played to ' + v.currentTime.toFixed(1) + ';'; }} }});
+v.addEventListener('error', () => {{ out.textContent += 'error ' + v.error.code + ';'; }});
+</script></body></html>""")
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=10000",
+                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    shown = re.search(r'<pre id="out">([^<]*)', done.stdout).group(1)
+    assert shown == f"loaded {W}x{H};played to 0.8;", shown  # decoded and played to the end
