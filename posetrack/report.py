@@ -65,13 +65,15 @@ class TrackStats:
     people_per_frame: np.ndarray  # (F,) int, every person of a frame, with or without an id
     lengths: dict  # track id -> frames present
     fragments: dict  # track id -> runs of consecutive frames
+    frame_numbers: np.ndarray  # (F,) int, each position's frame index in the input (plot axes)
 
     @classmethod
     def of(cls, video: PoseTrackVideo) -> "TrackStats":
         presence = track_presence(video.poses)
         return cls(presence, np.array([len(p) for p in video.poses], np.int64),
                    {i: len(f) for i, f in presence.items()},
-                   {i: len(runs(f)) for i, f in presence.items()})
+                   {i: len(runs(f)) for i, f in presence.items()},
+                   np.array(frame_indices(video), np.int64))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,13 +121,15 @@ def tracks_page(video: PoseTrackVideo, stats: TrackStats, *, title: str, stills=
             summary.append((label, info[key]))
     if fps:
         summary.append(("frames per second (video)", f"{fps:g}"))
+    if len(video) and stats.frame_numbers[0] != 0:
+        summary.append(("frames of the input", f"{stats.frame_numbers[0]}-{stats.frame_numbers[-1]}"))
     parts = [_section("Summary", _table(["", ""], summary, header=False))]
     parts.append(_section("Timeline", _paragraph(
         "One row per track id, ordered by first appearance; a bar wherever the id is present. "
         "Gaps in a row are frames where the person was lost; a row that ends as another begins "
         "near it may be one person whose id switched.") + _image(_timeline_png(stats, len(video)), "timeline")))
     parts.append(_section("Track lengths and people per frame",
-                          _image(_lengths_png(stats, len(video)), "track lengths and people per frame")))
+                          _image(_lengths_png(stats), "track lengths and people per frame")))
     timing = info.get("stage_ms_per_frame")
     if isinstance(timing, dict) and timing:
         rows = [(stage, f"{ms:.1f}") for stage, ms in timing.items()]
@@ -327,10 +331,12 @@ def _timeline_png(stats: TrackStats, frames: int) -> bytes:
     rows = max(len(ids), 1)
     figure = _figure(10, min(1.2 + 0.16 * rows, 40))
     ax = figure.add_subplot()
+    numbers = stats.frame_numbers
     for row, track_id in enumerate(ids):
-        ax.broken_barh([(start - 0.5, length) for start, length in runs(stats.presence[track_id])],
+        ax.broken_barh([(numbers[start] - 0.5, length) for start, length in runs(stats.presence[track_id])],
                        (row - 0.4, 0.8), facecolors=[_rgb(track_id)], edgecolor="none")
-    ax.set_xlim(-0.5, max(frames, 1) - 0.5)
+    first = int(numbers[0]) if frames else 0
+    ax.set_xlim(first - 0.5, first + max(frames, 1) - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     step = max(1, math.ceil(rows / 60))  # at most about 60 labels
     ax.set_yticks(range(0, len(ids), step), [str(ids[r]) for r in range(0, len(ids), step)], fontsize=7)
@@ -342,7 +348,7 @@ def _timeline_png(stats: TrackStats, frames: int) -> bytes:
     return _png(figure)
 
 
-def _lengths_png(stats: TrackStats, frames: int) -> bytes:
+def _lengths_png(stats: TrackStats) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     figure = _figure(10, 3.2)
@@ -353,7 +359,7 @@ def _lengths_png(stats: TrackStats, frames: int) -> bytes:
     left.set_xlabel("frames a track id is present")
     left.set_ylabel("track ids")
     left.set_title("Track lengths")
-    right.plot(np.arange(frames), stats.people_per_frame, color="#dd8452", linewidth=1.2,
+    right.plot(stats.frame_numbers, stats.people_per_frame, color="#dd8452", linewidth=1.2,
                drawstyle="steps-mid")
     for ax in (left, right):
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))

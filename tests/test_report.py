@@ -196,3 +196,13 @@ def test_pages_render_in_headless_chromium(tmp_path):
         assert image is not None and image.shape[:2] == (1600, 1200)
         # the plots are there: many colours, not a blank or an error page
         assert len(np.unique(image.reshape(-1, 3)[::7], axis=0)) > 50
+
+
+def test_plots_number_frames_as_the_input_does():
+    """A run over --start 5 wrote frames 5, 6: the timeline and stills use those numbers."""
+    poses = [people([0]), people([0])]
+    images = [ImageInfo(k, f"c/{k:06d}.jpg", extra={"frame_id": k}) for k in (5, 6)]
+    video = PoseTrackVideo(images, poses, [np.zeros((1, 4))] * 2, info={"frame_range": [5, None]})
+    assert TrackStats.of(video).frame_numbers.tolist() == [5, 6]
+    video.info = {}  # another tool's file: frame_id means something else, positions count
+    assert TrackStats.of(video).frame_numbers.tolist() == [0, 1]
