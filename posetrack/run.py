@@ -351,7 +351,10 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
                 stack.callback(window.close)
         bar = stack.enter_context(tqdm(total=source.total, unit="frame", desc=source.name,
                                        disable=not progress, leave=False))
-        tracked = iter_tracked(source, detect, estimate, flow, Tracker(settings.tracker),
+        stop = StopRequest()
+        if source.live:
+            stack.enter_context(stop.on_ctrl_c())
+        tracked = iter_tracked(stop.frames(source), detect, estimate, flow, Tracker(settings.tracker),
                                settings.pipeline, times)
         try:
             for index, image, poses in tracked:
@@ -371,15 +374,15 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
                     if writer is not None:
                         writer.write(drawn)
                     if window is not None and not window.show(drawn):
-                        stopped = "the window closed"
-                        break
+                        stop("the window closed")
                 bar.update(1)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # a second Ctrl-C on a stream: keep the frames already final
             if not source.live:
                 raise
-            stopped = "Ctrl-C"
+            stop("Ctrl-C")
         finally:
             tracked.close()
+        stopped = stop.reason
         total = source.total
         if not stopped and total is not None and source.frames_read < total:
             log.warning("%s: only %d of %d frames could be decoded; the tracks cover those",
@@ -402,6 +405,47 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
         video.info = run_info(source, summary, asdict(settings), models.device)
         write_tracks(out_path, video, out_format)
     return summary
+
+
+class StopRequest:
+    """Ends a run at a frame boundary, so the frames the pipeline still holds are finished and
+    written: asked by the ``--show`` window, or by Ctrl-C on a live source (:meth:`on_ctrl_c`; a
+    second Ctrl-C interrupts at once). :meth:`frames` passes frames on until a stop is asked."""
+
+    def __init__(self):
+        self.reason = ""
+
+    def __call__(self, reason: str) -> None:
+        self.reason = self.reason or reason
+
+    def frames(self, source):
+        for item in source:
+            yield item
+            if self.reason:
+                return
+
+    @contextlib.contextmanager
+    def on_ctrl_c(self):
+        """While inside, the first Ctrl-C (SIGINT) asks to stop instead of interrupting."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread can take signals
+            return
+
+        def ask(signum, frame):
+            if self.reason:
+                raise KeyboardInterrupt
+            self("Ctrl-C")
+            log.warning("Ctrl-C: finishing the frames in the pipeline and writing what was tracked "
+                        "(Ctrl-C again to stop at once)")
+
+        previous = signal.signal(signal.SIGINT, ask)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def run_info(source, summary: RunSummary, settings: dict, device: str) -> dict:

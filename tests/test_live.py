@@ -108,6 +108,26 @@ def test_ctrl_c_on_a_stream_keeps_what_was_tracked(clip, tmp_path, http_folder):
         assert sum(1 for _ in container.decode(video=0)) == 5
 
 
+def test_first_ctrl_c_on_a_stream_finishes_the_frame_in_hand(clip, tmp_path, http_folder):
+    """SIGINT while frame 2 is estimated: frame 2 is finished and written, then the run ends
+    (the pipeline's held-back frames, if any, are flushed) and the handler is put back."""
+    url = http_folder(clip) + "/clip.avi"
+    before = signal.getsignal(signal.SIGINT)
+
+    def estimator(image, boxes):
+        estimator.calls += 1
+        if estimator.calls == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return _one_person(image, boxes)
+    estimator.calls = 0
+
+    summary = run_clip(url, tmp_path / "t.jsonl", Models(estimator, None, None, "cpu"), RunSettings(),
+                       detections_file=clip / "clip.json", progress=False)
+    assert summary.stopped == "Ctrl-C" and summary.frames == 3 and estimator.calls == 3
+    assert [json.loads(line)["frame"] for line in (tmp_path / "t.jsonl").read_text().splitlines()] == [0, 1, 2]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_ctrl_c_on_a_file_writes_nothing(clip, tmp_path):
     def estimator(image, boxes):
         raise KeyboardInterrupt
