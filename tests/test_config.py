@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from posetrack.checks import SettingError, check_value, field_types, setting, validate
 from posetrack.cli import main
 from posetrack.config import check_unique_options, option_name, pop_settings
-from posetrack.run import RENAMED_KEYS, RunSettings
+from posetrack.run import RENAMED_KEYS, RENAMED_OPTIONS, RunSettings
 
 SECTIONS = [(s.name, s.default_factory) for s in dataclasses.fields(RunSettings)]
 FIELDS = [(name, cls, f) for name, cls in SECTIONS for f in dataclasses.fields(cls)]
@@ -195,6 +195,7 @@ def test_command_line_names_are_unique():
     check_unique_options(RunSettings)
     names = [option_name(f) for _, _, f in FIELDS]
     assert len(names) == len(set(names))
+    assert not set(RENAMED_OPTIONS) & set(names)  # an old name still read is no current name
 
 
 def test_old_yaml_names_are_read_with_a_warning(tmp_path, caplog):
