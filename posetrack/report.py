@@ -255,20 +255,40 @@ def eval_page(results: dict, *, title: str) -> str:
         parts.append(_section("Errors", _paragraph("Tracking is not defined for these results "
                                                    "(no sequence has two evaluated frames).")))
     if hota is not None:
-        parts.append(_section("HOTA", _table(["measure", "value"], _flatten(hota))))
+        parts.append(_section("HOTA", _hota_section(hota)))
     sequences = results.get("per_sequence")
     if sequences:
+        hota_of = (hota.get("per_sequence") if isinstance(hota, dict) else None) or {}
         rows = []
         for name, s in sorted(sequences.items()):
             c = s.get("counts") or {}
-            rows.append((name, _pct(total(s.get("ap"))), _pct(total(s.get("mota"))),
-                         _pct(total(s.get("precision"))), _pct(total(s.get("recall"))),
-                         *(sum(j[k] for j in c.values()) if c else "-"
-                           for k in ("misses", "switches", "false_positives"))))
+            row = [name, _pct(total(s.get("ap"))), _pct(total(s.get("mota"))),
+                   _pct(total(s.get("precision"))), _pct(total(s.get("recall"))),
+                   *(sum(j[k] for j in c.values()) if c else "-"
+                     for k in ("misses", "switches", "false_positives"))]
+            if hota_of:
+                row.append(_pct(_hota_total(hota_of.get(name))))
+            rows.append(row)
         parts.append(_section(f"Per sequence ({len(rows)})", _table(
             ["sequence", "AP", "MOTA", "precision", "recall", "misses", "id switches",
-             "false positives"], rows)))
+             "false positives"] + (["HOTA"] if hota_of else []), rows)))
     return _page(title, parts)
+
+
+def _hota_section(hota) -> str:
+    """HOTA's totals (HOTA, DetA, AssA, ...) and its per-joint numbers as a table, when the
+    results have the layout of ``eval --json``'s "hota"; any other layout as a flat table."""
+    totals = hota.get("total") if isinstance(hota, dict) else None
+    per_joint = hota.get("per_joint") if isinstance(hota, dict) else None
+    if not (isinstance(totals, dict) and isinstance(per_joint, dict)):
+        return _table(["measure", "value"], _flatten(hota))
+    measures = list(totals)
+    joints = list(next(iter(per_joint.values()), {}))
+    rows = [(joint, *(_pct((per_joint.get(m) or {}).get(joint)) for m in measures)) for joint in joints]
+    rows.append(("total", *(_pct(totals[m]) for m in measures)))
+    note = _paragraph("Keypoint HOTA (PoseTrack21), percent, averaged over the localisation "
+                      "thresholds.")
+    return note + _table(["joint", *measures], rows)
 
 
 def _total(group):

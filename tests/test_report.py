@@ -149,8 +149,14 @@ def _results(hota=False):
                          "seq_a": {"ap": {"total": 69.0}, "mota": None, "precision": None, "recall": None,
                                    "counts": None}},
     }
-    if hota:
-        results["hota"] = {"total": 48.25, "deta": {"total": 50.0}, "assa": {"total": 47.0}}
+    if hota:  # the layout of eval --json's "hota"
+        measures = ("HOTA", "DetA", "AssA")
+        results["hota"] = {
+            "total": dict(zip(measures, (48.25, 50.0, 47.0))),
+            "per_joint": {m: dict(zip(joints, (40.0 + i, 50.0 + i, 60.0 + i))) for i, m in enumerate(measures)},
+            "counts": {"TP": {"total": [5, 4, 3], "per_joint": {j: [1, 1, 1] for j in joints}}},
+            "alphas": [0.05, 0.1, 0.15], "evaluated_frames": 12,
+            "per_sequence": {"seq_a": {"total": {"HOTA": 33.3}}, "seq_b": {"total": {"HOTA": 66.7}}}}
     return results
 
 
@@ -162,7 +168,11 @@ def test_eval_page():
     assert page_text.index("seq_a") < page_text.index("seq_b")
     assert "HOTA" not in page_text
     with_hota = eval_page(_results(hota=True), title="eval")
-    assert "HOTA" in Page(with_hota).headings and "48.2" in with_hota and "assa.total" in with_hota
+    assert "HOTA" in Page(with_hota).headings and "48.2" in with_hota
+    hota_table = with_hota[with_hota.index("<h2>HOTA</h2>"):with_hota.index("Per sequence")]
+    assert "<th>DetA</th>" in hota_table and "<td>right_knee</td>" in hota_table
+    assert "alphas" not in hota_table and "TP" not in hota_table  # totals and joints only
+    assert "<th>HOTA</th>" in with_hota[with_hota.index("Per sequence"):] and "66.7" in with_hota
 
 
 def test_eval_html_from_the_command(tmp_path, shared_dir):
