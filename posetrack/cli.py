@@ -219,6 +219,10 @@ def weights_download(names: tuple[str, ...], weights_dir: str | None, force: boo
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Also write an HTML page of the results (per-joint AP and MOTA as bars, error "
                    "counts, the per-sequence table); self-contained, opens offline.")
+@click.option("--metric", type=click.Choice(["poseval", "hota", "all"]), default="poseval", show_default=True,
+              help="poseval: mAP and MOTA at PCKh@0.5 (PoseTrack 2017/2018 papers). hota: "
+                   "PoseTrack21's keypoint HOTA, detection (DetA) and association (AssA) apart over "
+                   "19 thresholds, so tracker changes show in AssA. all: both, one read of the files.")
 @click.option("--keep-last-frame", is_flag=True,
               help="Count the last evaluated frame of each sequence in MOTA (the official tool "
                    "leaves it out). Not comparable with published numbers.")
@@ -227,8 +231,10 @@ def weights_download(names: tuple[str, ...], weights_dir: str | None, force: boo
                    "without GT left) instead of the official one placeholder miss and false positive "
                    "per joint. Not comparable with published numbers.")
 def eval_command(gt_path: str, pred_path: str, json_path: str | None, per_sequence: bool,
-                 html_path: str | None, keep_last_frame: bool, real_empty_frames: bool) -> None:
-    """Score predictions against PoseTrack ground truth: mAP and MOTA as the official poseval."""
+                 html_path: str | None, metric: str, keep_last_frame: bool,
+                 real_empty_frames: bool) -> None:
+    """Score predictions against PoseTrack ground truth: mAP and MOTA as the official poseval,
+    keypoint HOTA as the PoseTrack21 kit."""
     from .evaluation import EvalOptions, evaluate
     from .evaluation.report import format_table, result_to_json
     from .fileio import check_outputs, write_json
@@ -236,7 +242,8 @@ def eval_command(gt_path: str, pred_path: str, json_path: str | None, per_sequen
     check_outputs([(json_path, "results"), (html_path, "page")], inputs=[gt_path, pred_path])
     options = EvalOptions(drop_last_frame=not keep_last_frame,
                           empty_frame_placeholders=not real_empty_frames)
-    result = evaluate(gt_path, pred_path, options)
+    metrics = ("poseval", "hota") if metric == "all" else (metric,)
+    result = evaluate(gt_path, pred_path, options, metrics=metrics)
     click.echo(format_table(result))
     if json_path:
         write_json(json_path, result_to_json(result, per_sequence), indent=2)

@@ -412,12 +412,14 @@ def check_track_ids(path, video: PoseTrackVideo, allow_unassigned: bool = False)
     check_track_id_rows(path, video.images, frames, ids, allow_unassigned)
 
 
-def check_track_id_rows(path, images, frames, ids, allow_unassigned: bool = False) -> None:
+def check_track_id_rows(path, images, frames, ids, allow_unassigned: bool = False,
+                        max_id: int | None = MAX_TRACK_ID) -> None:
     """:func:`check_track_ids` on one row per person: ``frames`` (N,) index into ``images``,
-    ``ids`` (N,) track ids (a ``PoseTrackTable``'s ``frames`` and ``track_ids``)."""
+    ``ids`` (N,) track ids (a ``PoseTrackTable``'s ``frames`` and ``track_ids``); ``max_id``: the
+    first id not allowed (None: no upper bound)."""
     if allow_unassigned:
         frames, ids = frames[ids != NO_TRACK], ids[ids != NO_TRACK]
-    bad = np.flatnonzero((ids < 0) | (ids >= MAX_TRACK_ID))
+    bad = np.flatnonzero((ids < 0) | (ids >= (max_id if max_id is not None else np.iinfo(np.int64).max)))
     order = np.lexsort((ids, frames))
     repeated = (frames[order][1:] == frames[order][:-1]) & (ids[order][1:] == ids[order][:-1])
     duplicate = order[1:][repeated]
@@ -430,7 +432,8 @@ def check_track_id_rows(path, images, frames, ids, allow_unassigned: bool = Fals
     image = images[k]
     frame = image.file_name or image.image_id
     if first_bad <= first_dup:
-        raise FormatError(path, f"frame {frame}: track id {int(ids[bad[0]])} is outside 0..{MAX_TRACK_ID - 1}")
+        allowed = f"0..{max_id - 1}" if max_id is not None else "0 and above"
+        raise FormatError(path, f"frame {frame}: track id {int(ids[bad[0]])} is outside {allowed}")
     in_frame = duplicate[frames[duplicate] == k]
     raise FormatError(path, f"frame {frame}: track id {int(ids[in_frame].min())} is used "
                             "by more than one person")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from posetrack.evaluation.assign import PCKH_THRESHOLD
-from posetrack.evaluation.load import head_sizes_from_boxes
+from posetrack.evaluation.assign import head_sizes_from_boxes
 from posetrack.formats import read_posetrack
 from posetrack.frame import Detections
 from posetrack.geometry import box_area

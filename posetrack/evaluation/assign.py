@@ -8,12 +8,21 @@ from __future__ import annotations
 import numpy as np
 
 PCKH_THRESHOLD = 0.5  # a predicted joint is a hit within half the GT head size
+HEAD_SIZE_FACTOR = 0.6  # head size = 0.6 x the diagonal of the GT head box (PCKh)
 
 
 def euclidean(dx, dy):
     """sqrt(dx^2 + dy^2) elementwise, as poseval's ``numpy.linalg.norm`` of a 2-vector computes
     it (``numpy.hypot`` can differ in the last bit, which moves a joint at 0.5 head sizes)."""
     return np.sqrt(dx * dx + dy * dy)
+
+
+def head_sizes_from_boxes(head_boxes_xyxy: np.ndarray) -> np.ndarray:
+    """(N, 4) head boxes xyxy, pixels -> (N,) float64 head sizes (0.6 x diagonal); NaN rows -> NaN.
+
+    Computed as poseval (and the PoseTrack21 kit) do: 0.6 x sqrt(w^2 + h^2) with w = x2 - x1."""
+    boxes = np.asarray(head_boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    return HEAD_SIZE_FACTOR * euclidean(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
 
 def normalised_distances(gt_xy: np.ndarray, gt_head_sizes: np.ndarray, pr_xy: np.ndarray) -> np.ndarray:

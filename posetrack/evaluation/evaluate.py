@@ -12,6 +12,7 @@ from ..errors import PosetrackError
 from . import metrics
 from .ap import joint_ap
 from .assign import assign_predictions, normalised_distances, pckh_hits, prediction_labels
+from .hota import HotaResult, combine
 from .joints import NUM_EVAL_JOINTS
 from .load import EvalFrame, load_sequences, pair_files
 from .mot import MotCounts, MotFrame, count_sequence
@@ -101,38 +102,62 @@ class EvaluationResult:
     """Everything ``posetrack eval`` reports.
 
     Attributes:
-        total: all sequences together.
+        total: all sequences together (poseval's mAP and MOT); None when only HOTA was asked for.
         per_sequence: sequence name -> its own Scores (sequences with evaluated frames).
-        num_frames: evaluated frames over all sequences.
+        num_frames: frames poseval evaluated over all sequences (0 without poseval).
         untracked: names of sequences left out of the MOT counts (one evaluated frame while the
             last frame is dropped).
         options: the quirks reproduced.
+        hota: PoseTrack21 keypoint HOTA, when asked for.
     """
 
-    total: Scores
+    total: Scores | None
     per_sequence: dict
     num_frames: int
     untracked: tuple
     options: EvalOptions
+    hota: HotaResult | None = None
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def evaluate(gt_path, pred_path, options: EvalOptions = EvalOptions(),
-             workers: int | None = None) -> EvaluationResult:
-    """Evaluate predictions against PoseTrack ground truth as the official poseval does.
+METRICS = ("poseval", "hota")  # what ``metrics`` may hold; the CLI's "all" is both
 
-    ``gt_path``: a folder of per-sequence GT files (PoseTrack 2018 or 2017), or one file;
+
+def evaluate(gt_path, pred_path, options: EvalOptions = EvalOptions(),
+             workers: int | None = None, metrics=("poseval",)) -> EvaluationResult:
+    """Evaluate predictions against PoseTrack ground truth as the official tools do.
+
+    ``gt_path``: a folder of per-sequence GT files (PoseTrack21, 2018 or 2017), or one file;
     ``pred_path``: a folder with a prediction file of the same name for each, or one file;
-    ``workers``: processes reading the files (None: one per core; 1: none).
+    ``workers``: processes reading the files (None: one per core; 1: none);
+    ``metrics``: "poseval" (mAP and MOTA, as poseval) and/or "hota" (keypoint HOTA, as the
+    PoseTrack21 kit).
     """
-    sequences = load_sequences(pair_files(gt_path, pred_path), workers)
-    return evaluate_sequences(sequences, options)
+    metrics = tuple(metrics)
+    unknown = set(metrics) - set(METRICS)
+    if unknown or not metrics:
+        raise ValueError(f"metrics must be some of {METRICS}, got {metrics}")
+    sequences = load_sequences(pair_files(gt_path, pred_path), workers, metrics)
+    hota = evaluate_hota(sequences) if "hota" in metrics else None
+    if "poseval" not in metrics:
+        return EvaluationResult(None, {}, 0, (), options, hota)
+    result = evaluate_sequences(sequences, options)
+    return EvaluationResult(result.total, result.per_sequence, result.num_frames, result.untracked,
+                            options, hota)
+
+
+def evaluate_hota(sequences) -> HotaResult:
+    """Combine the HOTA counts of loaded sequences (``load_sequences(..., metrics=("hota",))``)."""
+    per_sequence = {s.name: s.hota for s in sequences}
+    if not any(s.evaluated_frames for s in per_sequence.values()):
+        raise PosetrackError("no ground-truth frame is labelled (is_labeled): nothing to evaluate for HOTA")
+    return HotaResult(combine(per_sequence.values()), per_sequence)
 
 
 def evaluate_sequences(sequences, options: EvalOptions = EvalOptions()) -> EvaluationResult:
-    """Evaluate loaded sequences (see :func:`load.load_sequence`)."""
+    """Evaluate loaded sequences (see :func:`load.load_sequence`) as poseval does."""
     if not options.official:
         log.warning("non-official settings (%s): these numbers do not compare with published ones", options)
     pose_data, mot_counts, untracked = {}, {}, []

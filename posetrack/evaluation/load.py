@@ -19,13 +19,12 @@ import numpy as np
 from ..errors import FormatError, PosetrackError
 from ..formats import MAX_TRACK_ID, PoseTrackTable, check_track_id_rows, read_posetrack_table
 from .ap import MISSING_SCORE
-from .assign import euclidean
+from .assign import head_sizes_from_boxes
+from .hota import HotaSequence, sequence_hota
 from .joints import EVAL_SLOTS
 from .regions import points_in_polygons
 
 log = logging.getLogger(__name__)
-
-HEAD_SIZE_FACTOR = 0.6  # head size = 0.6 x the diagonal of the GT head box (PCKh)
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,7 @@ class EvalSequence:
     name: str
     index: int
     frames: tuple
+    hota: HotaSequence | None = None  # when HOTA is asked for
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,19 +112,21 @@ def pair_files(gt_path, pred_path) -> list[tuple[str, Path, Path]]:
 # Sequences
 
 
-def load_sequences(pairs, workers: int | None = None) -> list[EvalSequence]:
+def load_sequences(pairs, workers: int | None = None, metrics=("poseval",)) -> list[EvalSequence]:
     """Load every ``(name, gt file, prediction file)`` of :func:`pair_files`, sequence index = position.
 
     Args:
         pairs: from :func:`pair_files`.
         workers: processes reading files in parallel (JSON decoding dominates the run time);
             None: one per CPU core (at most 8); 1: read in this process.
+        metrics: "poseval" (the evaluated frames of mAP and MOTA) and/or "hota" (each
+            sequence's HOTA counts, computed where the files are read).
 
     Raises the error of the first bad sequence in ``pairs`` order, whatever the number of workers.
     """
     pairs = list(pairs)
     workers = min(os.cpu_count() or 1, 8) if workers is None else workers
-    jobs = [(i, name, gt, pred) for i, (name, gt, pred) in enumerate(pairs)]
+    jobs = [(i, name, gt, pred, tuple(metrics)) for i, (name, gt, pred) in enumerate(pairs)]
     if workers <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [load_sequence(*job) for job in jobs]
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
@@ -147,14 +149,23 @@ def _load_job(job):
         return (None, str(err))
 
 
-def load_sequence(index: int, name: str, gt_file, pred_file) -> EvalSequence:
-    """Read a GT file and its predictions and keep what the official evaluator scores.
+def load_sequence(index: int, name: str, gt_file, pred_file, metrics=("poseval",)) -> EvalSequence:
+    """Read a GT file and its predictions and keep what the evaluators score: for "poseval" the
+    evaluated frames, for "hota" the sequence's HOTA counts (:func:`hota.sequence_hota`).
 
-    Frames are paired by position. A frame is evaluated when the GT has at least one person in it
-    (labelled frames without people, and unlabelled frames, are skipped on both sides). Every
-    number stays the float64 the JSON holds, as in poseval.
+    Frames are paired by position. A frame is evaluated by poseval when the GT has at least one
+    person in it (labelled frames without people, and unlabelled frames, are skipped on both
+    sides). Every number stays the float64 the JSON holds, as in poseval.
     """
-    gt, pred = read_pair(gt_file, pred_file)
+    gt, pred = read_pair(gt_file, pred_file, poseval_ids="poseval" in metrics)
+    counts = sequence_hota(gt, pred, gt_file) if "hota" in metrics else None
+    frames = poseval_frames(index, gt, pred, gt_file) if "poseval" in metrics else ()
+    return EvalSequence(name, index, frames, counts)
+
+
+def poseval_frames(index: int, gt: PoseTrackTable, pred: PoseTrackTable, gt_file) -> tuple:
+    """The frames poseval evaluates, as :class:`EvalFrame` (joints in its order, ignore regions
+    applied, ids offset by 10000 x ``index``)."""
     gt_xy, pr_xy = evaluated_joints(gt.keypoints_xy), evaluated_joints(pred.keypoints_xy)
     pr_scores = evaluated_joints(pred.keypoint_scores)
     pr_scores[np.isnan(pr_scores)] = MISSING_SCORE
@@ -178,17 +189,20 @@ def load_sequence(index: int, name: str, gt_file, pred_file) -> EvalSequence:
         frame = EvalFrame(gt_xy[g], head_sizes[g], gt_ids[g], pr_xy[p], pr_scores[p], pr_ids[p])
         regions = gt.images[k].ignore_regions
         frames.append(without_ignored(frame, regions) if regions else frame)
-    return EvalSequence(name, index, tuple(frames))
+    return tuple(frames)
 
 
-def read_pair(gt_file, pred_file) -> tuple[PoseTrackTable, PoseTrackTable]:
-    """Read a GT file and its prediction file (float64 tables); check frame counts and track ids."""
+def read_pair(gt_file, pred_file, poseval_ids: bool = True) -> tuple[PoseTrackTable, PoseTrackTable]:
+    """Read a GT file and its prediction file (float64 tables); check frame counts and track ids
+    (unique per frame, non-negative, and below 10000 with ``poseval_ids``: poseval offsets them by
+    10000 x the sequence index; the PoseTrack21 kit has no upper bound)."""
     gt = read_posetrack_table(gt_file)
     pred = read_posetrack_table(pred_file)
     if len(pred) != len(gt):
         raise FormatError(pred_file, f"has {len(pred)} frames, but the ground truth {gt_file} has {len(gt)}")
-    check_track_id_rows(gt_file, gt.images, gt.frames, gt.track_ids)
-    check_track_id_rows(pred_file, pred.images, pred.frames, pred.track_ids)
+    max_id = MAX_TRACK_ID if poseval_ids else None
+    check_track_id_rows(gt_file, gt.images, gt.frames, gt.track_ids, max_id=max_id)
+    check_track_id_rows(pred_file, pred.images, pred.frames, pred.track_ids, max_id=max_id)
     return gt, pred
 
 
@@ -206,15 +220,6 @@ def without_ignored(frame: EvalFrame, regions) -> EvalFrame:
 def evaluated_joints(values: np.ndarray) -> np.ndarray:
     """(N, 17, ...) POSETRACK17 values -> (N, 15, ...) float64 in poseval's joint order (a copy)."""
     return np.asarray(values, dtype=np.float64)[:, list(EVAL_SLOTS)]
-
-
-def head_sizes_from_boxes(head_boxes_xyxy: np.ndarray) -> np.ndarray:
-    """(N, 4) head boxes xyxy, pixels -> (N,) float64 head sizes (0.6 x diagonal); NaN rows -> NaN.
-
-    Computed as poseval does, 0.6 x sqrt(w^2 + h^2) with w = x2 - x1 (not ``hypot``, which can
-    differ in the last bit)."""
-    boxes = np.asarray(head_boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    return HEAD_SIZE_FACTOR * euclidean(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
 
 def remove_ignored(xy: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:

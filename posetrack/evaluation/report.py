@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from . import metrics
+import numpy as np
+
+from . import hota, metrics
 from .evaluate import EvaluationResult, Scores
 from .joints import JOINT_NAMES
 
@@ -37,7 +39,29 @@ def mot_row(scores: Scores) -> str:
 
 
 def format_table(result: EvaluationResult) -> str:
-    """The tables the official tool prints (AP, then MOT), with a note where MOT is undefined."""
+    """The tables the official tools print: poseval's AP and MOT (with a note where MOT is
+    undefined) and/or keypoint HOTA."""
+    parts = []
+    if result.total is not None:
+        parts.append(format_poseval_table(result))
+    if result.hota is not None:
+        parts.append(format_hota_table(result.hota))
+    return "\n\n".join(parts)
+
+
+def format_hota_table(result: hota.HotaResult) -> str:
+    """Keypoint HOTA: one row per joint and the combined total, one column per metric (percent,
+    mean over the 19 thresholds, one decimal)."""
+    values = hota.summary(result.total)
+    header = f"{'':<15}" + "".join(f"{name:>7}" for name in hota.METRICS)
+    rows = [f"{label:<15}" + "".join(f"{values[name][j]:>7.1f}" for name in hota.METRICS)
+            for j, label in enumerate(hota.JOINT_NAMES + ("total",))]
+    return "\n".join([f"Keypoint HOTA (PoseTrack21), {result.evaluated_frames} labelled frames, "
+                      "percent, mean over 19 thresholds:", header] + rows)
+
+
+def format_poseval_table(result: EvaluationResult) -> str:
+    """poseval's tables (AP, then MOT)."""
     lines = ["Average Precision (AP) metric:", AP_HEADER, ap_row(result.total),
              "Multiple Object Tracking (MOT) metrics:"]
     if result.total.mot is None:
@@ -92,11 +116,57 @@ def scores_to_json(scores: Scores) -> dict:
     return out
 
 
-def result_to_json(result: EvaluationResult, per_sequence: bool = False) -> dict:
-    """The ``--json`` document: totals, and each sequence's scores under "per_sequence" if asked."""
-    out = scores_to_json(result.total)
-    out["evaluated_frames"] = result.num_frames
+def _hota_numbers(counts: hota.HotaCounts) -> dict:
+    """"total" and "per_joint" (metric -> joint -> value), percent, mean over the thresholds."""
+    values = hota.summary(counts)
+    return {"total": {name: float(v[-1]) for name, v in values.items()},
+            "per_joint": {name: {joint: float(v[j]) for j, joint in enumerate(hota.JOINT_NAMES)}
+                          for name, v in values.items()}}
+
+
+def _per_threshold(values: np.ndarray) -> dict:
+    return {"total": values[:, -1].tolist(),
+            "per_joint": {joint: values[:, j].tolist() for j, joint in enumerate(hota.JOINT_NAMES)}}
+
+
+def hota_to_json(result: hota.HotaResult, per_sequence: bool = False) -> dict:
+    """The "hota" part of the ``--json`` document (see :func:`result_to_json`)."""
+    out = _hota_numbers(result.total)
+    c = result.total
+    out["counts"] = {"TP": _per_threshold(c.tp.astype(np.int64)), "FN": _per_threshold(c.fn.astype(np.int64)),
+                     "FP": _per_threshold(c.fp.astype(np.int64))}
+    out["alphas"] = hota.ALPHAS.tolist()
+    out["evaluated_frames"] = result.evaluated_frames
     if per_sequence:
-        out["per_sequence"] = {name: scores_to_json(s) for name, s in result.per_sequence.items()}
+        out["per_sequence"] = {
+            name: {**_hota_numbers(s.counts),
+                   "counts_mean_over_alpha": {key: float(getattr(s.counts, key.lower())[:, -1].mean())
+                                              for key in ("TP", "FN", "FP")},
+                   "evaluated_frames": s.evaluated_frames, "gt_people": s.gt_people,
+                   "predicted_people": s.predicted_people, "gt_ids": s.gt_ids,
+                   "predicted_ids": s.predicted_ids}
+            for name, s in result.per_sequence.items()}
+    return out
+
+
+def result_to_json(result: EvaluationResult, per_sequence: bool = False) -> dict:
+    """The ``--json`` document, percent throughout, ``null`` where undefined.
+
+    With poseval (the default): ``ap``, ``mota``, ``motp``, ``precision``, ``recall``,
+    ``per_joint``, ``counts``, ``evaluated_frames`` at the top level (:func:`scores_to_json`), and
+    each sequence's scores under ``per_sequence`` if asked. With HOTA: ``hota`` = {``total``:
+    {HOTA, DetA, AssA, LocA, DetRe, DetPr, AssRe, AssPr}, ``per_joint``: {metric: {joint: value}},
+    ``counts``: {TP, FN, FP: {``total``, ``per_joint``: one count per threshold}}, ``alphas``,
+    ``evaluated_frames`` (labelled frames), and ``per_sequence`` if asked}. Only HOTA asked for:
+    the document holds ``hota`` alone.
+    """
+    out = {}
+    if result.total is not None:
+        out = scores_to_json(result.total)
+        out["evaluated_frames"] = result.num_frames
+        if per_sequence:
+            out["per_sequence"] = {name: scores_to_json(s) for name, s in result.per_sequence.items()}
+    if result.hota is not None:
+        out["hota"] = hota_to_json(result.hota, per_sequence)
     return out
 
