@@ -1,28 +1,36 @@
-"""Time ``posetrack eval`` on a synthetic set at PoseTrack 2018 validation scale.
+"""Time ``posetrack eval`` (mAP + MOTA, HOTA, both) against the official poseval in the same run.
 
 Generates (seeded) 170 sequences with about 50k annotated GT people in the validation pattern
 (a dense block of labelled frames in the middle, every 4th frame elsewhere), predictions for every
 frame (noisy joints, scores, misses, false positives, id switches, ignore regions), writes them as
-PoseTrack 2018 files into a temporary folder, then times loading and evaluation separately.
+PoseTrack 2018 files into a temporary folder (or takes a case folder with ``--case``), then times
+the official poseval (``--poseval DIR``: a checkout of github.com/leonid-pishchulin/poseval; its
+``poseval`` package and its dependencies, shapely among them, must import), posetrack's mAP +
+MOTA, its HOTA and both together; wall and CPU time (children included), and checks that
+poseval's printed tables equal ours.
 
-    .venv/bin/python scripts/bench_eval.py [--sequences 170] [--seed 0] [--keep DIR]
+    .venv/bin/python scripts/bench_eval.py [--sequences 170] [--seed 0] [--keep DIR | --reuse DIR | --case DIR]
+        [--poseval DIR] [--workers N] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from posetrack.evaluation.evaluate import EvalOptions, evaluate_sequences
+from posetrack.evaluation.evaluate import EvalOptions, EvaluationResult, evaluate_hota, evaluate_sequences
 from posetrack.evaluation.load import load_sequences, pair_files
 from posetrack.evaluation.report import format_table
-from posetrack.formats import ImageInfo, PoseTrackVideo, read_posetrack, write_posetrack18
+from posetrack.formats import ImageInfo, PoseTrackVideo, read_posetrack_table, write_posetrack18
 from posetrack.frame import Poses
 from posetrack.joints import NUM_JOINTS
 
@@ -115,9 +123,62 @@ def generate(folder: Path, num_sequences: int, seed: int) -> int:
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children (the loading workers)."""
+    """User + system CPU time of this process and its finished children (loading workers, poseval)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def _timed(function):
+    """-> (result, wall seconds, CPU seconds of this process and its children)."""
+    w, c = time.perf_counter(), _cpu_seconds()
+    result = function()
+    return result, time.perf_counter() - w, _cpu_seconds() - c
+
+
+def time_ours(folder: Path, metrics, workers):
+    """Load and evaluate with posetrack; -> (result, wall, CPU, load wall)."""
+    def load():
+        return load_sequences(pair_files(folder / "gt", folder / "pred"), workers, metrics)
+
+    def run():
+        sequences, load_wall, _ = _timed(load)
+        hota = evaluate_hota(sequences) if "hota" in metrics else None
+        result = evaluate_sequences(sequences, EvalOptions()) if "poseval" in metrics else None
+        return result, hota, load_wall
+
+    (result, hota, load_wall), wall, cpu = _timed(run)
+    return result, hota, wall, cpu, load_wall
+
+
+def time_poseval(folder: Path, checkout: Path | None):
+    """Run the official poseval (mAP + MOTA) on the set from a checkout of its repository, in a
+    subprocess; -> (printed output, wall, CPU) or None with the reason printed."""
+    if checkout is None:
+        print("official poseval: not timed (pass --poseval DIR, a checkout of "
+              "github.com/leonid-pishchulin/poseval whose poseval/ package runs here)")
+        return None
+    if not (checkout / "poseval" / "evaluate.py").is_file():
+        print(f"official poseval: skipped, {checkout} holds no poseval/evaluate.py")
+        return None
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(checkout.resolve())] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    with tempfile.TemporaryDirectory(prefix="poseval-out-") as out:
+        command = [sys.executable, "-m", "poseval.evaluate", "--groundTruth", "gt/", "--predictions", "pred/",
+                   "--evalPoseEstimation", "--evalPoseTracking", "--outputDir", out + "/"]
+        done, wall, cpu = _timed(lambda: subprocess.run(command, cwd=folder, env=env, capture_output=True,
+                                                        text=True))
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        print(f"official poseval: skipped, it failed (exit {done.returncode}): {tail[0]}")
+        return None
+    return done.stdout, wall, cpu
+
+
+def _printed_rows(text: str) -> list:
+    """The AP and MOT value rows of a printed poseval table."""
+    lines = text.splitlines()
+    return [lines[i + 1] for i, line in enumerate(lines) if line.startswith("& Head") or line.startswith("& Head &")
+            if i + 1 < len(lines)]
 
 
 def main() -> None:
@@ -126,29 +187,51 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="write the synthetic set here and keep it")
     parser.add_argument("--reuse", type=Path, help="time on a set kept earlier with --keep")
+    parser.add_argument("--case", type=Path, help="time on an existing case folder with gt/ and pred/ "
+                                                  "(e.g. ../shared/fixtures/poseval_real/bonn17_perturbed)")
     parser.add_argument("--workers", type=int, default=None, help="file-reading processes (default: cores)")
+    parser.add_argument("--poseval", type=Path, help="a checkout of the official poseval, timed in the "
+                                                     "same run (mAP + MOTA); skipped with a message if absent")
+    parser.add_argument("--json", type=Path, help="also write the timings here")
     args = parser.parse_args()
-    folder = args.reuse or args.keep or Path(tempfile.mkdtemp(prefix="posetrack-bench-eval-"))
+    folder = args.case or args.reuse or args.keep or Path(tempfile.mkdtemp(prefix="posetrack-bench-eval-"))
     try:
         t0 = time.perf_counter()
-        if args.reuse:
-            annotations = sum(len(poses) for f in sorted((folder / "gt").glob("*.json"))
-                              for poses in read_posetrack(f).poses)
+        if args.case or args.reuse:
+            annotations = sum(len(read_posetrack_table(f).frames) for f in sorted((folder / "gt").glob("*.json")))
         else:
             annotations = generate(folder, args.sequences, args.seed)
-        t1, c1 = time.perf_counter(), _cpu_seconds()
-        sequences = load_sequences(pair_files(folder / "gt", folder / "pred"), args.workers)
-        t2, c2 = time.perf_counter(), _cpu_seconds()
-        result = evaluate_sequences(sequences, EvalOptions())
-        t3, c3 = time.perf_counter(), _cpu_seconds()
-        print(f"synthetic set: {len(result.per_sequence)} sequences, {annotations} GT annotations, "
-              f"{result.num_frames} evaluated frames (prepared in {t1 - t0:.1f} s)")
-        print(format_table(result))
-        print(f"wall time: load {t2 - t1:.2f} s + evaluate {t3 - t2:.2f} s = {t3 - t1:.2f} s")
-        print(f"CPU time (all processes): load {c2 - c1:.2f} s + evaluate {c3 - c2:.2f} s = "
-              f"{c3 - c1:.2f} s; machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        prepared = time.perf_counter() - t0
+        official = time_poseval(folder, args.poseval)
+        result, _, wall, cpu, load_wall = time_ours(folder, ("poseval",), args.workers)
+        _, hota, hota_wall, hota_cpu, hota_load = time_ours(folder, ("hota",), args.workers)
+        _, _, all_wall, all_cpu, _ = time_ours(folder, ("poseval", "hota"), args.workers)
+        print(f"set: {len(result.per_sequence)} sequences, {annotations} GT annotations, "
+              f"{result.num_frames} frames evaluated by poseval, {hota.evaluated_frames} labelled "
+              f"(prepared in {prepared:.1f} s)")
+        table = format_table(EvaluationResult(result.total, result.per_sequence, result.num_frames,
+                                              result.untracked, result.options, hota))
+        print(table)
+        print(f"posetrack mAP + MOTA: wall {wall:.2f} s (loading {load_wall:.2f} s), CPU {cpu:.2f} s")
+        print(f"posetrack HOTA:       wall {hota_wall:.2f} s (loading {hota_load:.2f} s), CPU {hota_cpu:.2f} s")
+        print(f"posetrack all:        wall {all_wall:.2f} s, CPU {all_cpu:.2f} s")
+        timings = {"sequences": len(result.per_sequence), "gt_annotations": annotations,
+                   "posetrack": {"poseval": {"wall_s": wall, "cpu_s": cpu, "load_wall_s": load_wall},
+                                 "hota": {"wall_s": hota_wall, "cpu_s": hota_cpu, "load_wall_s": hota_load},
+                                 "all": {"wall_s": all_wall, "cpu_s": all_cpu}}}
+        if official is not None:
+            output, p_wall, p_cpu = official
+            same = _printed_rows(output) == _printed_rows(table)[:2]
+            print(f"official poseval:     wall {p_wall:.2f} s, CPU {p_cpu:.2f} s; printed tables "
+                  f"{'identical to ours' if same else 'DIFFER from ours'}")
+            print(f"speed-up, mAP + MOTA: {p_wall / wall:.1f}x wall, {p_cpu / cpu:.1f}x CPU")
+            timings["poseval"] = {"wall_s": p_wall, "cpu_s": p_cpu, "same_tables": same,
+                                  "speedup_wall": p_wall / wall, "speedup_cpu": p_cpu / cpu}
+        print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        if args.json:
+            args.json.write_text(json.dumps(timings, indent=2))
     finally:
-        if args.keep is None and args.reuse is None:
+        if args.keep is None and args.reuse is None and args.case is None:
             shutil.rmtree(folder)
 
 

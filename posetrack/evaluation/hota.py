@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment
 from ..errors import FormatError
 from ..formats import PoseTrackTable
 from .assign import euclidean, head_sizes_from_boxes
-from .regions import points_in_polygons
+from .regions import ignored_joints
 
 # The kit's joints, in its order: POSETRACK17 slots without the two ear slots.
 JOINT_NAMES = (
@@ -142,18 +142,22 @@ def assigned_pairs(sim: np.ndarray):
     return tuple(np.concatenate(a).astype(np.int64) for a in zip(*parts))
 
 
-def _without_ignored(xy: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:
-    """The kit's ignore regions: joints inside set to (0, 0), then people with every joint at
-    x <= 0 and y <= 0 dropped. Returns (xy of kept people, (N,) kept mask)."""
-    inside = points_in_polygons(xy.reshape(-1, 2), regions).reshape(xy.shape[:2])
-    xy = np.where(inside[..., None], 0.0, xy)
-    keep = ~((xy[..., 0] <= 0) & (xy[..., 1] <= 0)).all(axis=1)
-    return xy[keep], keep
+def _kept(xy: np.ndarray) -> np.ndarray:
+    """(N, 15, 2) -> (N,) bool: the kit keeps a person in a frame with ignore regions unless every
+    joint is at x <= 0 and y <= 0."""
+    return ~((xy[..., 0] <= 0) & (xy[..., 1] <= 0)).all(axis=1)
 
 
-def sequence_hota(gt: PoseTrackTable, pred: PoseTrackTable, gt_file=None) -> HotaSequence:
-    """HOTA counts of one sequence (frames paired by position; ``len(gt) == len(pred)``)."""
-    gt_xy_all, pr_xy_all = kit_joints(gt.keypoints_xy), kit_joints(pred.keypoints_xy)
+def sequence_hota(gt: PoseTrackTable, pred: PoseTrackTable, gt_file=None, ignored=None) -> HotaSequence:
+    """HOTA counts of one sequence (frames paired by position; ``len(gt) == len(pred)``).
+
+    ``ignored``: the (GT, prediction) masks of :func:`regions.ignored_joints` (joints inside the
+    GT frame's ignore regions), computed here when not given."""
+    if ignored is None:
+        ignored = (ignored_joints(gt.keypoints_xy, gt.frames, gt.images),
+                   ignored_joints(pred.keypoints_xy, pred.frames, gt.images))
+    gt_xy_all = kit_joints(np.where(ignored[0][..., None], np.nan, gt.keypoints_xy))
+    pr_xy_all = kit_joints(np.where(ignored[1][..., None], np.nan, pred.keypoints_xy))
     heads_all = head_sizes_from_boxes(gt.head_boxes_xyxy)
     gt_slices, pr_slices = gt.frame_slices(), pred.frame_slices()
     frames = []  # per labelled frame: (gt xy, head sizes, gt ids, pr xy, pr ids), after regions
@@ -164,10 +168,10 @@ def sequence_hota(gt: PoseTrackTable, pred: PoseTrackTable, gt_file=None) -> Hot
         gxy, heads, gids = gt_xy_all[g], heads_all[g], gt.track_ids[g]
         pxy, pids = pr_xy_all[p], pred.track_ids[p]
         if image.ignore_regions:
-            gxy, keep = _without_ignored(gxy, image.ignore_regions)
-            heads, gids = heads[keep], gids[keep]
-            pxy, keep = _without_ignored(pxy, image.ignore_regions)
-            pids = pids[keep]
+            keep = _kept(gxy)
+            gxy, heads, gids = gxy[keep], heads[keep], gids[keep]
+            keep = _kept(pxy)
+            pxy, pids = pxy[keep], pids[keep]
         lacking = np.flatnonzero(present(gxy).any(axis=1) & np.isnan(heads))
         if lacking.size:
             raise FormatError(gt_file, f"frame {k} ({image.file_name}): GT person with track id "

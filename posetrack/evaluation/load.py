@@ -22,7 +22,7 @@ from .ap import MISSING_SCORE
 from .assign import head_sizes_from_boxes
 from .hota import HotaSequence, sequence_hota
 from .joints import EVAL_SLOTS
-from .regions import points_in_polygons
+from .regions import ignored_joints
 
 log = logging.getLogger(__name__)
 
@@ -158,19 +158,27 @@ def load_sequence(index: int, name: str, gt_file, pred_file, metrics=("poseval",
     sides). Every number stays the float64 the JSON holds, as in poseval.
     """
     gt, pred = read_pair(gt_file, pred_file, poseval_ids="poseval" in metrics)
-    counts = sequence_hota(gt, pred, gt_file) if "hota" in metrics else None
-    frames = poseval_frames(index, gt, pred, gt_file) if "poseval" in metrics else ()
+    ignored = (ignored_joints(gt.keypoints_xy, gt.frames, gt.images),
+               ignored_joints(pred.keypoints_xy, pred.frames, gt.images))
+    counts = sequence_hota(gt, pred, gt_file, ignored) if "hota" in metrics else None
+    frames = poseval_frames(index, gt, pred, gt_file, ignored) if "poseval" in metrics else ()
     return EvalSequence(name, index, frames, counts)
 
 
-def poseval_frames(index: int, gt: PoseTrackTable, pred: PoseTrackTable, gt_file) -> tuple:
+def poseval_frames(index: int, gt: PoseTrackTable, pred: PoseTrackTable, gt_file, ignored=None) -> tuple:
     """The frames poseval evaluates, as :class:`EvalFrame` (joints in its order, ignore regions
-    applied, ids offset by 10000 x ``index``)."""
-    gt_xy, pr_xy = evaluated_joints(gt.keypoints_xy), evaluated_joints(pred.keypoints_xy)
+    applied, ids offset by 10000 x ``index``). ``ignored``: the (GT, prediction) masks of
+    :func:`regions.ignored_joints`, computed here when not given."""
+    if ignored is None:
+        ignored = (ignored_joints(gt.keypoints_xy, gt.frames, gt.images),
+                   ignored_joints(pred.keypoints_xy, pred.frames, gt.images))
+    gt_xy = evaluated_joints(np.where(ignored[0][..., None], np.nan, gt.keypoints_xy))
+    pr_xy = evaluated_joints(np.where(ignored[1][..., None], np.nan, pred.keypoints_xy))
     pr_scores = evaluated_joints(pred.keypoint_scores)
     pr_scores[np.isnan(pr_scores)] = MISSING_SCORE
     head_sizes = head_sizes_from_boxes(gt.head_boxes_xyxy)
-    lacking = np.flatnonzero(~np.isnan(gt_xy[..., 0]).all(axis=1) & np.isnan(head_sizes))
+    annotated = evaluated_joints(gt.keypoints_xy)  # before the ignore regions, as poseval checks
+    lacking = np.flatnonzero(~np.isnan(annotated[..., 0]).all(axis=1) & np.isnan(head_sizes))
     if lacking.size:
         row = int(lacking[0])
         k = int(gt.frames[row])
@@ -187,8 +195,7 @@ def poseval_frames(index: int, gt: PoseTrackTable, pred: PoseTrackTable, gt_file
             log.debug("%s: frame %d is marked unlabelled but has GT people; evaluated, as poseval does",
                       gt_file, k)
         frame = EvalFrame(gt_xy[g], head_sizes[g], gt_ids[g], pr_xy[p], pr_scores[p], pr_ids[p])
-        regions = gt.images[k].ignore_regions
-        frames.append(without_ignored(frame, regions) if regions else frame)
+        frames.append(without_empty_people(frame) if gt.images[k].ignore_regions else frame)
     return tuple(frames)
 
 
@@ -206,35 +213,16 @@ def read_pair(gt_file, pred_file, poseval_ids: bool = True) -> tuple[PoseTrackTa
     return gt, pred
 
 
-def without_ignored(frame: EvalFrame, regions) -> EvalFrame:
-    """The frame without joints inside its ignore regions, nor people left without joints."""
-    both, keep = remove_ignored(np.concatenate([frame.gt_xy, frame.pr_xy]), regions)
-    num_gt = len(frame.gt_xy)
-    gt_keep, pr_keep = keep[:num_gt], keep[num_gt:]
-    num_kept = int(gt_keep.sum())
-    return EvalFrame(gt_xy=both[:num_kept], gt_head_sizes=frame.gt_head_sizes[gt_keep],
-                     gt_ids=frame.gt_ids[gt_keep], pr_xy=both[num_kept:],
+def without_empty_people(frame: EvalFrame) -> EvalFrame:
+    """The frame without people who have no joint left (poseval, in frames with ignore regions:
+    also people who had none to begin with)."""
+    gt_keep = ~np.isnan(frame.gt_xy[..., 0]).all(axis=1)
+    pr_keep = ~np.isnan(frame.pr_xy[..., 0]).all(axis=1)
+    return EvalFrame(gt_xy=frame.gt_xy[gt_keep], gt_head_sizes=frame.gt_head_sizes[gt_keep],
+                     gt_ids=frame.gt_ids[gt_keep], pr_xy=frame.pr_xy[pr_keep],
                      pr_scores=frame.pr_scores[pr_keep], pr_ids=frame.pr_ids[pr_keep])
 
 
 def evaluated_joints(values: np.ndarray) -> np.ndarray:
     """(N, 17, ...) POSETRACK17 values -> (N, 15, ...) float64 in poseval's joint order (a copy)."""
     return np.asarray(values, dtype=np.float64)[:, list(EVAL_SLOTS)]
-
-
-def remove_ignored(xy: np.ndarray, regions) -> tuple[np.ndarray, np.ndarray]:
-    """Drop joints inside ignore regions, then people left without joints.
-
-    Args:
-        xy: (N, 15, 2) float64, pixels, NaN for absent joints.
-        regions: the frame's polygons, each (K, 2) pixels.
-
-    Returns:
-        (xy of the kept people with ignored joints set to NaN, (N,) bool mask of kept people). As in
-        poseval, a frame with ignore regions also loses people that had no joints to begin with.
-    """
-    inside = points_in_polygons(xy.reshape(-1, 2), regions).reshape(xy.shape[:2])
-    xy = np.where(inside[..., None], np.nan, xy)
-    keep = ~np.isnan(xy[..., 0]).all(axis=1)
-    return xy[keep], keep
-

@@ -6,7 +6,7 @@ import pytest
 from posetrack.evaluation import metrics
 from posetrack.evaluation.ap import joint_ap, voc_ap
 from posetrack.evaluation.assign import assign_predictions, normalised_distances, prediction_labels
-from posetrack.evaluation.regions import points_in_polygons
+from posetrack.evaluation.regions import points_in_frame_polygons, points_in_polygons
 
 SQUARE = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float)
 # An L shape: the notch (5..10, 5..10) is outside.
@@ -25,6 +25,24 @@ L_SHAPE = np.array([[0, 0], [10, 0], [10, 5], [5, 5], [5, 10], [0, 10]], float)
 ])
 def test_points_in_polygons(point, polygons, inside):
     assert points_in_polygons(np.array([point], float), polygons).tolist() == [inside]
+    # the whole-sequence version gives the same answer, with other frames' polygons around
+    frames = {0: [SQUARE + 100], 1: polygons, 3: [L_SHAPE]}
+    assert points_in_frame_polygons(np.array([point], float), np.array([1]), frames).tolist() == [inside]
+
+
+def test_points_in_frame_polygons_equals_frame_by_frame():
+    rng = np.random.default_rng(0)
+    polygons = {0: [rng.uniform(0, 100, (5, 2))], 2: [rng.uniform(0, 100, (4, 2)), rng.uniform(0, 100, (9, 2))],
+                3: [SQUARE[:2]], 4: []}
+    points = rng.uniform(0, 100, (3000, 2))
+    points[::7] = np.nan
+    frames = rng.integers(0, 6, 3000)
+    expected = np.zeros(3000, bool)
+    for f, p in polygons.items():
+        expected[frames == f] = points_in_polygons(points[frames == f], p)
+    found = points_in_frame_polygons(points, frames, polygons)
+    assert found.sum() > 100
+    np.testing.assert_array_equal(found, expected)
 
 
 def _hits(pck_rows):
