@@ -210,12 +210,13 @@ def weights_download(names: tuple[str, ...], weights_dir: str | None, force: boo
 
 @main.command("eval")
 @click.option("--gt", "gt_path", required=True, type=click.Path(),
-              help="Ground-truth folder (one PoseTrack 2018 or 2017 JSON per sequence), or one file.")
+              help="Ground-truth folder (one PoseTrack21, 2018 or 2017 JSON per sequence), or one file.")
 @click.option("--pred", "pred_path", required=True, type=click.Path(),
               help="Predictions: a folder with a file of the same name per GT file, or one file.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the numbers (percent) to this JSON file.")
-@click.option("--per-sequence", is_flag=True, help="Add each sequence's numbers to the JSON.")
+@click.option("--per-sequence", is_flag=True,
+              help="Add each sequence's numbers to the JSON (HOTA's under hota.per_sequence).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Also write an HTML page of the results (per-joint AP and MOTA as bars, error "
                    "counts, the per-sequence table); self-contained, opens offline.")

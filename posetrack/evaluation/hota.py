@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment
 from ..errors import FormatError
 from ..formats import PoseTrackTable
 from .assign import euclidean, head_sizes_from_boxes
-from .regions import ignored_joints
+from .regions import ignored_in_pair
 
 # The kit's joints, in its order: POSETRACK17 slots without the two ear slots.
 JOINT_NAMES = (
@@ -154,8 +154,7 @@ def sequence_hota(gt: PoseTrackTable, pred: PoseTrackTable, gt_file=None, ignore
     ``ignored``: the (GT, prediction) masks of :func:`regions.ignored_joints` (joints inside the
     GT frame's ignore regions), computed here when not given."""
     if ignored is None:
-        ignored = (ignored_joints(gt.keypoints_xy, gt.frames, gt.images),
-                   ignored_joints(pred.keypoints_xy, pred.frames, gt.images))
+        ignored = ignored_in_pair(gt, pred)
     gt_xy_all = kit_joints(np.where(ignored[0][..., None], np.nan, gt.keypoints_xy))
     pr_xy_all = kit_joints(np.where(ignored[1][..., None], np.nan, pred.keypoints_xy))
     heads_all = head_sizes_from_boxes(gt.head_boxes_xyxy)

@@ -22,7 +22,7 @@ from .ap import MISSING_SCORE
 from .assign import head_sizes_from_boxes
 from .hota import HotaSequence, sequence_hota
 from .joints import EVAL_SLOTS
-from .regions import ignored_joints
+from .regions import ignored_in_pair
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,7 @@ def load_sequence(index: int, name: str, gt_file, pred_file, metrics=("poseval",
     sides). Every number stays the float64 the JSON holds, as in poseval.
     """
     gt, pred = read_pair(gt_file, pred_file, poseval_ids="poseval" in metrics)
-    ignored = (ignored_joints(gt.keypoints_xy, gt.frames, gt.images),
-               ignored_joints(pred.keypoints_xy, pred.frames, gt.images))
+    ignored = ignored_in_pair(gt, pred)
     counts = sequence_hota(gt, pred, gt_file, ignored) if "hota" in metrics else None
     frames = poseval_frames(index, gt, pred, gt_file, ignored) if "poseval" in metrics else ()
     return EvalSequence(name, index, frames, counts)
@@ -170,8 +169,7 @@ def poseval_frames(index: int, gt: PoseTrackTable, pred: PoseTrackTable, gt_file
     applied, ids offset by 10000 x ``index``). ``ignored``: the (GT, prediction) masks of
     :func:`regions.ignored_joints`, computed here when not given."""
     if ignored is None:
-        ignored = (ignored_joints(gt.keypoints_xy, gt.frames, gt.images),
-                   ignored_joints(pred.keypoints_xy, pred.frames, gt.images))
+        ignored = ignored_in_pair(gt, pred)
     gt_xy = evaluated_joints(np.where(ignored[0][..., None], np.nan, gt.keypoints_xy))
     pr_xy = evaluated_joints(np.where(ignored[1][..., None], np.nan, pred.keypoints_xy))
     pr_scores = evaluated_joints(pred.keypoint_scores)

@@ -102,3 +102,10 @@ def ignored_joints(keypoints_xy: np.ndarray, frames: np.ndarray, images) -> np.n
     point_frames = np.repeat(np.asarray(frames, dtype=np.int64), num_joints)
     inside = points_in_frame_polygons(keypoints_xy.reshape(-1, 2), point_frames, polygons)
     return inside.reshape(num_people, num_joints)
+
+
+def ignored_in_pair(gt, pred) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ignored_joints` of a GT ``PoseTrackTable`` and its predictions (frames paired by
+    position, both clipped by the GT's regions): ((G, 17) bool, (P, 17) bool)."""
+    return (ignored_joints(gt.keypoints_xy, gt.frames, gt.images),
+            ignored_joints(pred.keypoints_xy, pred.frames, gt.images))
