@@ -329,14 +329,17 @@ def _person_2017(path, where, rect):
     scores = np.full(NUM_JOINTS, np.nan)
     annopoints = rect.get("annopoints") or []
     points = _unwrap(annopoints).get("point", []) if annopoints else []
+    slots, values = [], []  # converted together: one array per person, not one per point
     for p in points or []:
         joint_id = _int(path, f"{where} point id", _unwrap(p.get("id")))
         if not 0 <= joint_id < len(SLOT_OF_2017_ID):
             raise FormatError(path, f"{where}: point id {joint_id} is not a PoseTrack 2017 joint (0-14)")
-        slot = SLOT_OF_2017_ID[joint_id]
-        keypoints[slot] = _numbers(path, where, "x/y", [_unwrap(p["x"]), _unwrap(p["y"])])
-        if "score" in p:
-            scores[slot] = float(_unwrap(p["score"]))
+        slots.append(SLOT_OF_2017_ID[joint_id])
+        values.append((_unwrap(p["x"]), _unwrap(p["y"]), _unwrap(p["score"]) if "score" in p else None))
+    if slots:
+        numbers = _numbers(path, where, "x/y/score", values).reshape(len(slots), 3)
+        keypoints[slots] = numbers[:, :2]
+        scores[slots] = numbers[:, 2]  # None (no score) became NaN
     track_id = rect.get("track_id")
     track_id = NO_TRACK if track_id is None else _int(path, f"{where}.track_id", _unwrap(track_id))
     if all(k in rect for k in ("x1", "y1", "x2", "y2")):
