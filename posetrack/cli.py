@@ -241,9 +241,11 @@ def eval_command(gt_path: str, pred_path: str, json_path: str | None, per_sequen
     from .fileio import check_outputs, write_json
 
     check_outputs([(json_path, "results"), (html_path, "page")], inputs=[gt_path, pred_path])
+    metrics = ("poseval", "hota") if metric == "all" else (metric,)
+    if html_path and "poseval" not in metrics:
+        raise PosetrackError("--html shows poseval's AP and MOTA (and HOTA beside them): use --metric all")
     options = EvalOptions(drop_last_frame=not keep_last_frame,
                           empty_frame_placeholders=not real_empty_frames)
-    metrics = ("poseval", "hota") if metric == "all" else (metric,)
     result = evaluate(gt_path, pred_path, options, metrics=metrics)
     click.echo(format_table(result))
     if json_path:

@@ -180,3 +180,13 @@ def test_cli_metric_all_keeps_the_poseval_document_and_adds_hota(shared_dir, tmp
     assert report["ap"]["total"] == pytest.approx(expected["ap"]["total"], abs=1e-9)
     assert 0 < report["hota"]["total"]["HOTA"] < 100
     assert report["hota"]["evaluated_frames"] >= expected["evaluated_frames"]
+
+
+def test_cli_html_needs_the_poseval_numbers(write_pair, tmp_path):
+    people = [(0, person_xy(100, 100))]
+    gt_dir, pred_dir = write_pair("s", [people] * 2, [people] * 2)
+    page = tmp_path / "e.html"
+    result = CliRunner().invoke(main, ["eval", "--gt", str(gt_dir), "--pred", str(pred_dir), "--metric", "hota",
+                                       "--html", str(page)])
+    assert result.exit_code == 1 and "use --metric all" in result.output
+    assert not page.exists()
