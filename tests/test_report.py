@@ -216,3 +216,17 @@ def test_plots_number_frames_as_the_input_does():
     assert TrackStats.of(video).frame_numbers.tolist() == [5, 6]
     video.info = {}  # another tool's file: frame_id means something else, positions count
     assert TrackStats.of(video).frame_numbers.tolist() == [0, 1]
+
+
+def test_eval_html_shows_hota_when_computed(tmp_path, shared_dir):
+    case = shared_dir / "fixtures" / "hota" / "jitter_missing"
+    result = CliRunner().invoke(main, ["eval", "--gt", str(case / "gt"), "--pred", str(case / "pred"),
+                                       "--metric", "all", "--json", str(tmp_path / "r.json"),
+                                       "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    hota = json.loads((tmp_path / "r.json").read_text())["hota"]
+    text = (tmp_path / "r.html").read_text()
+    assert "HOTA" in Page(text).headings
+    assert f"<tr><td>HOTA</td><td class=\"n\">{hota['total']['HOTA']:.1f}</td></tr>" in text
+    assert "<th>DetA</th>" in text and "<th>AssA</th>" in text
+    assert text[text.index("Per sequence"):].count("<th>HOTA</th>") == 1
