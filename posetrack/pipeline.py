@@ -19,6 +19,7 @@ Images are (H, W, 3) uint8 BGR arrays, as OpenCV decodes them.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import time
 from dataclasses import dataclass
@@ -124,29 +125,73 @@ def filter_output(poses: Poses, config: PipelineConfig) -> Poses:
     return poses[poses.visible.any(axis=1)]
 
 
+class TrackingStep:
+    """The method's work on one frame once its detections and flow are known: propagate the
+    tracks' joints, unify the offered boxes with the detections, estimate a pose in every box,
+    suppress duplicate poses, match the poses to tracks.
+
+    ``pipeline.iter_tracked`` and the tracking benchmark's simulation (``synthetic``) both call
+    it, so the benchmark measures the loop that ``posetrack run`` runs. Calls must come in frame
+    order, one per frame, then ``flush()`` once at the end of the clip.
+
+    Each call returns the frames whose poses are final, oldest first, as ``(tag, poses)``:
+    ``tag`` is whatever the caller passed with the frame (e.g. its index and image), ``poses``
+    its tracked (unfiltered) poses; apply ``filter_output`` before writing evaluated output.
+    """
+
+    def __init__(self, estimate, tracker: Tracker, config: PipelineConfig, times: StageTimes | None = None):
+        self.estimate = estimate
+        self.tracker = tracker
+        self.config = config
+        self.times = times if times is not None else StageTimes()
+        self._tags: collections.deque = collections.deque()
+
+    def __call__(self, image, detections: Detections, motion: np.ndarray | None,
+                 tag=None) -> list[tuple[object, Poses]]:
+        """Track one frame.
+
+        Args:
+            image: what ``estimate`` takes with the boxes (the (H, W, 3) frame).
+            detections: the detector's boxes of this frame, all scores.
+            motion: (H, W, 2) flow from the previous frame into this one, or None.
+            tag: returned with this frame's poses once they are final.
+        """
+        config, times, tracker = self.config, self.times, self.tracker
+        with times("match"):
+            propagated = tracker.propagate(motion)
+            boxes = unify_boxes(detections, propagated, config.unify_iou)
+        with times("pose"):
+            poses = self.estimate(image, boxes)
+        with times("match"):
+            poses = tracker.update(pose_nms(poses, config.pose_nms_oks, config.output_joint_threshold))
+        self._tags.append(tag)
+        return [(self._tags.popleft(), poses)]
+
+    def flush(self) -> list[tuple[object, Poses]]:
+        """The frames still held back at the end of the clip (final now), oldest first."""
+        return []
+
+
 def iter_tracked(frames: Iterable, detect, estimate, flow, tracker: Tracker,
                  config: PipelineConfig, times: StageTimes):
     """Run the method over ``(index, image)`` pairs, yielding ``(index, image, poses)`` per frame.
 
     The poses are unfiltered (the tracker saw all of them); apply ``filter_output`` before
-    writing evaluated output. Nothing is kept between frames but the tracker's state, so hours of
-    video run in constant memory.
+    writing evaluated output. Nothing is kept between frames but the tracker's state (and the
+    few frames ``TrackingStep`` holds back), so hours of video run in constant memory.
     """
+    step = TrackingStep(estimate, tracker, config, times)
     previous = None
     for index, image in times.iterate("decode", frames):
         with times("detect"):
             detections = detect(index, image)
         with times("flow"):
             motion = flow(previous, image) if flow is not None and previous is not None else None
-        with times("match"):
-            propagated = tracker.propagate(motion)
-            boxes = unify_boxes(detections, propagated, config.unify_iou)
-        with times("pose"):
-            poses = estimate(image, boxes)
-        with times("match"):
-            poses = tracker.update(pose_nms(poses, config.pose_nms_oks, config.output_joint_threshold))
-        yield index, image, poses
+        for (done, done_image), poses in step(image, detections, motion, tag=(index, image)):
+            yield done, done_image, poses
         previous = image
+    for (done, done_image), poses in step.flush():
+        yield done, done_image, poses
 
 
 def track_frames(frames: Iterable, detect, estimate, flow, tracker: Tracker, config: PipelineConfig,

@@ -1,5 +1,5 @@
 """Tracking-quality benchmark: our tracker under several settings and two baselines, on seeded
-synthetic scenes (posetrack.synthetic), scored by the PoseTrack evaluator (posetrack.evaluation).
+synthetic scenes (synthetic/, at the repository root), scored by the PoseTrack evaluator (posetrack.evaluation).
 
     .venv/bin/python scripts/bench_tracking.py                    # 5 scene kinds x 3 scenes
     .venv/bin/python scripts/bench_tracking.py --quick            # 1 scene each, fewer settings
@@ -34,13 +34,15 @@ from typing import Callable
 
 import numpy as np
 
-from posetrack import synthetic
 from posetrack.evaluation import evaluate_sequences
 from posetrack.evaluation import metrics
 from posetrack.evaluation.load import load_sequences, pair_files
 from posetrack.formats import PoseTrackVideo, write_posetrack18
 from posetrack.smoothing import SmoothingConfig, smooth_tracks
 from posetrack.tracker import Tracker, TrackerConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the scene generator: top-level, not installed
+import synthetic  # noqa: E402
 
 FPS = 25.0  # the synthetic clips' frame rate (PoseTrack videos are 25-30 fps)
 

@@ -4,12 +4,14 @@ consistent with the true scene (flow moves joints where they go, boxes get their
 import numpy as np
 import pytest
 
-from posetrack import synthetic
+import synthetic
 from posetrack.formats import read_posetrack, write_posetrack18
 from posetrack.frame import Detections, Poses
 from posetrack.geometry import propagate_points
 from posetrack.joints import POSETRACK17
-from posetrack.synthetic import SceneSpec, labelled_frames, make_scene
+from posetrack.pipeline import PipelineConfig, TrackingStep
+from posetrack.tracker import Tracker, TrackerConfig
+from synthetic import SceneSpec, labelled_frames, make_scene
 
 EARS = [POSETRACK17.index("left_ear"), POSETRACK17.index("right_ear")]
 
@@ -147,15 +149,32 @@ def test_estimator_gives_a_box_its_persons_pose_and_nobody_junk(crossing):
     assert ((poses.keypoints_xy[1] >= far[0, :2]) & (poses.keypoints_xy[1] <= far[0, 2:])).all()
 
 
-def test_simulate_frame_recovers_a_missed_person_from_an_offered_box(crossing):
+def test_the_pipeline_step_recovers_a_missed_person_from_an_offered_box(crossing):
     missed = np.argwhere(~crossing.detected[:, :crossing.num_people]
                          & (~crossing.hidden[:, :crossing.num_people]).all(axis=2))
     assert len(missed), "some fully visible person is missed by the detector"
     k, p = missed[0]
-    without = synthetic.simulate_frame(crossing, k, Detections.empty())
     kp = crossing.keypoints_xy[k, p]
     box = np.concatenate([kp.min(0), kp.max(0)])[None]
-    with_box = synthetic.simulate_frame(crossing, k, Detections(box, [0.8]))
+
+    class Offering(Tracker):
+        """A tracker whose propagate offers a fixed set of boxes."""
+        offer = Detections.empty()
+
+        def propagate(self, flow=None):
+            super().propagate(flow)
+            return self.offer
+
+    def step_frame(offer):
+        tracker = Offering(TrackerConfig())
+        tracker.offer = offer
+        step = TrackingStep(synthetic.estimator(crossing), tracker, PipelineConfig())
+        return step(k, synthetic.detections(crossing, k), None, tag=k) + step.flush()
+
+    without = step_frame(Detections.empty())
+    with_box = step_frame(Detections(box, [0.8]))
+    assert [tag for tag, _ in with_box] == [k]
+    without, with_box = without[0][1], with_box[0][1]
     assert len(with_box) == len(without) + 1
     distance = np.nanmedian(np.hypot(*(with_box.keypoints_xy - kp).transpose(2, 0, 1)), axis=1)
     assert distance.min() < 0.05 * crossing.heights[k, p]

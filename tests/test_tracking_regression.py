@@ -9,7 +9,7 @@ ones (they are printed) and update MEASURED, saying why in the commit.
 import numpy as np
 import pytest
 
-from posetrack import synthetic
+import synthetic
 from posetrack.evaluation import evaluate_sequences
 from posetrack.evaluation import metrics
 from posetrack.evaluation.load import load_sequences, pair_files

@@ -1,5 +1,8 @@
 """Seeded synthetic multi-person scenes, and what a pose-tracking pipeline would see in them.
 
+Benchmark and test support (scripts/bench_tracking.py, tests/test_tracking_regression.py), not
+part of the installed package: scripts and tests put the repository root on the path.
+
 A scene is a short clip (1280x720) of articulated walkers in PoseTrack 2018 form. Its difficulty
 is set by a ``SceneSpec``: people crossing in front of each other, walking behind pillars for
 several frames, running past a panning camera, entering and leaving, standing in a crowd.
@@ -30,17 +33,18 @@ so results do not depend on the order in which frames are asked for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from .formats import ImageInfo, PoseTrackVideo
-from .frame import NO_TRACK, Detections, Poses
-from .geometry import box_iou
-from .joints import NUM_JOINTS, POSETRACK17
-from .detection import DetectorConfig
-from .pipeline import PipelineConfig, filter_output, pose_nms, unify_boxes
+from posetrack.formats import ImageInfo, PoseTrackVideo
+from posetrack.frame import NO_TRACK, Detections, Poses
+from posetrack.geometry import box_iou
+from posetrack.joints import NUM_JOINTS, POSETRACK17
+from posetrack.matching import greedy_match
+from posetrack.detection import DetectorConfig
+from posetrack.pipeline import PipelineConfig, TrackingStep, filter_output
 
 WIDTH, HEIGHT = 1280, 720
 FLOW_STRIDE = 4  # the flow field is drawn at 1/4 resolution, then repeated to full size
@@ -65,8 +69,9 @@ _SEG_A = np.array([a for a, _, _ in _SEGMENTS])
 _SEG_B = np.array([b for _, b, _ in _SEGMENTS])
 _SEG_R = np.array([r for _, _, r in _SEGMENTS])
 
-SceneKind = Literal["crossing", "occlusion", "fast_pan", "enter_leave", "crowd"]
-SCENE_KINDS: tuple[str, ...] = ("crossing", "occlusion", "fast_pan", "enter_leave", "crowd")
+SceneKind = Literal["crossing", "occlusion", "fast_pan", "enter_leave", "crowd", "couples"]
+SCENE_KINDS: tuple[str, ...] = ("crossing", "occlusion", "fast_pan", "enter_leave", "crowd", "couples")
+COUPLE_STYLES = ("dance", "hug", "arm_in_arm", "pass_in_front")
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,9 @@ class SceneSpec:
             opposite directions pass in front of each other), "occlusion" (walkers pass behind
             pillars for several frames), "fast_pan" (runners, a fast shaky camera pan),
             "enter_leave" (people walk in and out of view, one entering where another left),
-            "crowd" (a dense group standing and shuffling, gesturing).
+            "crowd" (a dense group standing and shuffling, gesturing), "couples" (pairs who
+            overlap heavily for most of the clip: dancing and swapping sides, hugging, walking
+            arm in arm, one passing slowly close in front of the other).
         num_frames: clip length.
         miss_rate: probability that a fully visible, slow person is not detected in a frame.
         false_positives_per_frame: mean number of random false detections a frame.
@@ -321,6 +328,14 @@ def _layout(spec: SceneSpec, rng):
             present = t >= leave[0] + 3
             walkers.append(_walker(rng, F, start, leaver.height[0] * rng.uniform(0.9, 1.1),
                                    back * 0.03, present=present))
+    elif spec.kind == "couples":
+        camera[:, 0] = rng.uniform(-2, 2) * t
+        for _ in range(int(rng.integers(1, 3))):
+            walkers += _couple(rng, F, str(rng.choice(COUPLE_STYLES)), rng.uniform(220, 400),
+                               rng.uniform(350, 930) + camera[F // 2, 0])
+        if rng.random() < 0.5:  # a bystander
+            walkers.append(_walker(rng, F, rng.uniform(100, 1180), rng.uniform(150, 300), 0.005,
+                                   gait="stand"))
     else:  # crowd
         camera[:, 0] = _smooth_noise(rng, F, 20.0, (50.0, 23.0))
         centre = rng.uniform(450, 830)
@@ -331,6 +346,37 @@ def _layout(spec: SceneSpec, rng):
             walkers.append(_walker(rng, F, centre + rng.normal(0, 160), rng.uniform(170, 420),
                                    speed, gait=gait))
     return walkers, camera, pillars
+
+
+def _couple(rng, num_frames, style, height, centre):
+    """Two people who overlap for most of the clip around world x ``centre``; the second is a
+    little further away (smaller), so the first hides parts of them whenever they overlap.
+
+    "dance": side by side, swaying and swapping sides (each passes in front of the other) every
+    1-2.5 s; "hug": nearly on top of each other, barely moving; "arm_in_arm": walking together,
+    a shoulder width apart; "pass_in_front": one stands, the other walks slowly past close in
+    front of them, overlapping for about half the clip.
+    """
+    t = np.arange(num_frames)
+    far = height * rng.uniform(0.9, 0.96)
+    if style == "arm_in_arm":
+        speed = rng.choice([-1.0, 1.0]) * rng.uniform(0.015, 0.03)
+        a = _walker(rng, num_frames, centre - speed * height * num_frames / 2, height, speed)
+        gap = rng.choice([-1.0, 1.0]) * rng.uniform(0.15, 0.25) * height
+        b = replace(_walker(rng, num_frames, 0.0, far, speed), world_x=a.world_x + gap)
+        return [a, b]
+    if style == "pass_in_front":
+        standing = _walker(rng, num_frames, centre, far, 0.005, gait="stand")
+        speed = rng.choice([-1.0, 1.0]) * rng.uniform(0.006, 0.012)
+        passer = _walker(rng, num_frames, centre - speed * height * num_frames / 2, height, speed)
+        return [passer, standing]
+    amplitude = (0.3 if style == "dance" else 0.05) * height
+    gait = "walk" if style == "dance" else "stand"
+    sway = amplitude * np.sin(2 * np.pi * t / rng.uniform(25, 60) + rng.uniform(0, 2 * np.pi))
+    a = _walker(rng, num_frames, centre, height, 0.01, gait=gait)
+    b = _walker(rng, num_frames, centre, far, 0.01, gait=gait)
+    drift = _smooth_noise(rng, num_frames, 0.1 * height)
+    return [replace(a, world_x=centre + drift + sway), replace(b, world_x=centre + drift - sway)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,21 +647,14 @@ def _grow(box, fraction):
     return np.concatenate([centre - half, centre + half])
 
 
-def simulate_frame(scene: Scene, frame: int, offered: Detections,
-                   config: PipelineConfig = PipelineConfig(),
-                   min_score: float = DetectorConfig().min_score) -> Poses:
-    """The pipeline's steps for one frame, with the pipeline's own functions (see
-    ``pipeline.track_frames``): detect (dropping boxes below the detection stage's
-    ``min_score``, as the detector and a detections file do), unify the
-    detections with the boxes the tracker ``offered`` (flow-propagated), estimate a pose in
-    every kept box, suppress duplicate poses. A pose's box score is its box's: the detector's, or
-    for a propagated box the score the tracker gave it.
-    """
-    found = detections(scene, frame)
-    found = found[found.scores >= min_score]
-    boxes = unify_boxes(found, offered, config.unify_iou)
-    poses = estimate_poses(scene, frame, boxes.boxes_xyxy).replace(box_scores=boxes.scores)
-    return pose_nms(poses, config.pose_nms_oks, config.output_joint_threshold)
+def estimator(scene: Scene):
+    """``estimate(frame, boxes) -> Poses`` for ``pipeline.TrackingStep``: the simulated pose
+    network on frame ``frame`` (the step passes the frame index where the real loop passes the
+    image). A pose's box score is its box's: the detector's, or for a propagated box the score
+    the tracker gave it."""
+    def estimate(frame: int, boxes: Detections) -> Poses:
+        return estimate_poses(scene, frame, boxes.boxes_xyxy).replace(box_scores=boxes.scores)
+    return estimate
 
 
 def flow_field(scene: Scene, frame: int) -> np.ndarray | None:
@@ -711,8 +750,6 @@ class IouTracker:
         return Detections.empty()
 
     def update(self, poses: Poses) -> Poses:
-        from .matching import greedy_match
-
         similarity = box_iou(self._previous.boxes_xyxy, poses.boxes_xyxy)
         pairs, _, new = greedy_match(similarity, self.min_iou)
         ids = np.full(len(poses), NO_TRACK, np.int64)
@@ -723,24 +760,33 @@ class IouTracker:
         return self._previous
 
 
-def run_trackers(scene: Scene, trackers, use_flow, config: PipelineConfig = PipelineConfig()):
-    """Run several trackers over the scene in lock step (each flow field is made once).
+def run_trackers(scene: Scene, trackers, use_flow, config: PipelineConfig = PipelineConfig(),
+                 min_score: float = DetectorConfig().min_score):
+    """Run several trackers over the scene in lock step (each flow field is made once), each
+    through the pipeline's own per-frame step (``pipeline.TrackingStep``) with the scene's
+    detections, flow and simulated pose network.
 
     Args:
-        trackers: objects with ``propagate(flow) -> Detections`` and ``update(Poses) -> Poses``
-            (``Tracker``, ``IouTracker``), fresh for this scene.
+        trackers: objects with the ``Tracker`` interface (``Tracker``, ``IouTracker``), fresh
+            for this scene.
         use_flow: one bool per tracker: whether it is given the flow (else None).
         config: the pipeline settings of the simulated frames.
+        min_score: the detection stage's score filter (as the detector and a detections file
+            apply it).
 
     Returns:
         One list per tracker of the tracked poses of every frame (before ``filter_output``).
     """
+    steps = [TrackingStep(estimator(scene), tracker, config) for tracker in trackers]
     outputs = [[] for _ in trackers]
     for f in range(scene.num_frames):
         flow = flow_field(scene, f) if any(use_flow) else None
-        for tracker, flows, out in zip(trackers, use_flow, outputs):
-            offered = tracker.propagate(flow if flows else None)
-            out.append(tracker.update(simulate_frame(scene, f, offered, config)))
+        found = detections(scene, f)
+        found = found[found.scores >= min_score]
+        for step, flows, out in zip(steps, use_flow, outputs):
+            out += [poses for _, poses in step(f, found, flow if flows else None, tag=f)]
+    for step, out in zip(steps, outputs):
+        out += [poses for _, poses in step.flush()]
     return outputs
 
 
