@@ -56,7 +56,9 @@ def draw_poses(image_bgr: np.ndarray, poses: Poses, *, min_joint_score: float | 
 
     Per person, in the colour of its track id: the box (``boxes``), the skeleton edges of
     ``layout`` between joints that are both drawn, the joints (dots with a dark rim), and the
-    track id on a label at the box's top-left corner (``labels``; not for untracked people).
+    track id on a tag at the box's top-left corner (``labels``; not for untracked people). Tags
+    are drawn last and placed so that none covers another or leaves the image
+    (:func:`place_labels`); a tag moved away from its box gets a thin leader line to it.
 
     Args:
         image_bgr: (H, W, 3) uint8. Not modified.
@@ -90,6 +92,7 @@ def draw_poses(image_bgr: np.ndarray, poses: Poses, *, min_joint_score: float | 
         shown &= ~(poses.keypoint_scores < min_joint_score)  # NaN scores compare False: kept
     points = np.clip(np.nan_to_num(poses.keypoints_xy), -_MAX_COORD, _MAX_COORD).round().astype(np.int64)
 
+    tags = []  # (person, text, region), drawn last so that no limb covers a tag
     for p in range(len(poses)):
         color = track_color(poses.track_ids[p])
         box = poses.boxes_xyxy[p]
@@ -103,35 +106,106 @@ def draw_poses(image_bgr: np.ndarray, poses: Poses, *, min_joint_score: float | 
             cv2.circle(out, tuple(points[p, j]), radius, color, -1, cv2.LINE_AA)
             cv2.circle(out, tuple(points[p, j]), radius, _OUTLINE, 1, cv2.LINE_AA)
         if labels and poses.track_ids[p] != NO_TRACK:
-            anchor = _label_anchor(box, poses.keypoints_xy[p][shown[p]])
-            if anchor is not None:
-                _draw_label(out, str(int(poses.track_ids[p])), anchor, color, font_scale, font_thickness)
+            region = _label_region(box, poses.keypoints_xy[p][shown[p]])
+            if region is not None:
+                tags.append((p, str(int(poses.track_ids[p])), region))
+    if tags:
+        sizes, pads = [], []
+        for _, text, _ in tags:
+            (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                                                         font_thickness)
+            pad = max(2, text_h // 4)
+            sizes.append((text_w + 2 * pad, text_h + baseline + 2 * pad))
+            pads.append((pad, text_h))
+        regions = np.array([region for _, _, region in tags], np.float64)
+        corners = place_labels(regions, np.array(sizes), width, height)
+        for (p, text, region), (x, y), (w, h), (pad, text_h) in zip(tags, corners, sizes, pads):
+            color = track_color(poses.track_ids[p])
+            if not _touches(x, y, w, h, region):  # moved away: a thin leader to the person
+                cv2.line(out, _nearest_point(region, x + w / 2, y + h / 2), (int(x + w // 2), int(y + h // 2)),
+                         color, 1, cv2.LINE_AA)
+            _draw_tag(out, text, (int(x), int(y)), (w, h), pad, text_h, color, font_scale, font_thickness)
     return out
 
 
-def _label_anchor(box: np.ndarray, keypoints: np.ndarray):
-    """The top-left corner of the person: of the box, else of the drawn joints; None if neither."""
+def _label_region(box: np.ndarray, keypoints: np.ndarray):
+    """The person's box (x1, y1, x2, y2), else the extent of the drawn joints; None if neither."""
     if np.isfinite(box).all():
-        return float(box[0]), float(box[1])
+        return tuple(np.clip(box, -_MAX_COORD, _MAX_COORD).tolist())
     if len(keypoints):
-        return float(keypoints[:, 0].min()), float(keypoints[:, 1].min())
+        return (*keypoints.min(axis=0).tolist(), *keypoints.max(axis=0).tolist())
     return None
 
 
-def _draw_label(image, text, anchor, color, font_scale, font_thickness) -> None:
-    """A filled tag in the track colour holding the id, above the anchor (below if no room),
-    kept inside the image."""
+def place_labels(regions_xyxy: np.ndarray, sizes_wh: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Top-left corners for one tag per person such that no two tags overlap and every tag lies
+    inside the image (as long as the image has room for them all).
+
+    Tags are placed one by one, the largest person first (the nearest, whose tag is the most
+    expected at its box). Each tries, in order: above its box's top-left corner, just inside it,
+    above and inside the top-right corner, then stacked further above and below those; the first
+    spot inside the image that overlaps no placed tag wins. Failing all, the free spot of a
+    tag-sized grid nearest to the box is taken.
+
+    Args:
+        regions_xyxy: (N, 4) each person's box, pixels.
+        sizes_wh: (N, 2) each tag's width and height, pixels (at most the image's).
+        width, height: the image size.
+
+    Returns:
+        (N, 2) int64 top-left corners.
+    """
+    regions = np.asarray(regions_xyxy, np.float64).reshape(-1, 4)
+    sizes = np.asarray(sizes_wh, np.int64).reshape(-1, 2)
+    corners = np.zeros((len(regions), 2), np.int64)
+    placed = []  # (x1, y1, x2, y2) of placed tags, exclusive ends
+    areas = (regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])
+    for i in np.argsort(-areas, kind="stable"):
+        w, h = (int(v) for v in np.minimum(sizes[i], [width, height]))
+        x1, y1, x2, _ = regions[i]
+        spots = []
+        for k in range(8):
+            for x in (x1, x2 - w):
+                spots += [(x, y1 - h - k * h), (x, y1 + k * h)]
+        spot = next((c for c in (_inside(x, y, w, h, width, height) for x, y in spots)
+                     if not _overlaps(c, w, h, placed)), None)
+        if spot is None:
+            grid = [(gx, gy) for gy in range(0, height - h + 1, h) for gx in range(0, width - w + 1, max(1, w // 2))]
+            grid.sort(key=lambda c: (c[0] - x1) ** 2 + (c[1] - y1) ** 2)
+            spot = next((c for c in grid if not _overlaps(c, w, h, placed)), _inside(x1, y1 - h, w, h, width, height))
+        corners[i] = spot
+        placed.append((spot[0], spot[1], spot[0] + w, spot[1] + h))
+    return corners
+
+
+def _inside(x, y, w, h, width, height) -> tuple[int, int]:
+    return int(np.clip(round(x), 0, max(0, width - w))), int(np.clip(round(y), 0, max(0, height - h)))
+
+
+def _overlaps(corner, w, h, placed) -> bool:
+    x, y = corner
+    return any(x < px2 and px1 < x + w and y < py2 and py1 < y + h for px1, py1, px2, py2 in placed)
+
+
+def _touches(x, y, w, h, region) -> bool:
+    """The tag lies on or right next to the box's top edge."""
+    x1, y1, x2, y2 = region
+    return x < x2 + 2 and x1 - 2 < x + w and y - 2 <= y1 <= y + h + 2
+
+
+def _nearest_point(region, x, y) -> tuple[int, int]:
+    x1, y1, x2, y2 = region
+    return int(np.clip(x, x1, x2)), int(np.clip(y, y1, y2))
+
+
+def _draw_tag(image, text, corner, size, pad, text_h, color, font_scale, font_thickness) -> None:
+    """A filled tag in the track colour holding the id, with a dark rim, text in black or white
+    for contrast."""
     import cv2
 
-    height, width = image.shape[:2]
-    (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, font_thickness)
-    pad = max(2, text_h // 4)
-    tag_w, tag_h = text_w + 2 * pad, text_h + baseline + 2 * pad
-    x = int(np.clip(anchor[0], 0, max(0, width - tag_w)))
-    y = int(np.clip(anchor[1], -_MAX_COORD, _MAX_COORD)) - tag_h
-    if y < 0:  # no room above the box: put the tag just inside its top edge
-        y = int(np.clip(anchor[1], 0, max(0, height - tag_h)))
-    cv2.rectangle(image, (x, y), (x + tag_w, y + tag_h), color, -1)
+    (x, y), (w, h) = corner, size
+    cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), color, -1)
+    cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), _OUTLINE, 1)
     luminance = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
     ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
     cv2.putText(image, text, (x + pad, y + pad + text_h), cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink,

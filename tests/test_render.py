@@ -10,7 +10,7 @@ from posetrack.errors import PosetrackError
 from posetrack.formats import ImageInfo, PoseTrackVideo, write_posetrack18
 from posetrack.frame import Poses
 from posetrack.joints import POSETRACK17
-from posetrack.render import UNTRACKED_COLOR, draw_poses, render_video, track_color
+from posetrack.render import UNTRACKED_COLOR, draw_poses, place_labels, render_video, track_color
 from posetrack.video import open_frames
 
 SHOULDER, ELBOW, WRIST = (POSETRACK17.index(n) for n in ("left_shoulder", "left_elbow", "left_wrist"))
@@ -98,6 +98,43 @@ def test_untracked_person_is_grey_without_label():
 def test_label_sits_above_the_box():
     out = draw_poses(black(), person([100, 300, 300, 500], 12))
     assert (out[250:299, 100:160] == track_color(12)).all(axis=2).any()
+
+
+def _no_overlap_and_inside(corners, sizes, width, height):
+    boxes = np.concatenate([corners, corners + sizes], axis=1)
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= width).all() and (boxes[:, 3] <= height).all()
+    for i in range(len(boxes)):
+        for j in range(i):
+            a, b = boxes[i], boxes[j]
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (i, j)
+
+
+@pytest.mark.parametrize("width, height, seed", [(480, 270, 0), (480, 270, 1), (1920, 1080, 2)])
+def test_tags_of_a_crowd_never_cover_each_other_nor_leave_the_image(width, height, seed):
+    rng = np.random.default_rng(seed)
+    n = 30
+    # people crowded into one part of the frame, some boxes reaching past the border
+    x1 = rng.uniform(-50, width * 0.5, n)
+    y1 = rng.uniform(-30, height * 0.4, n)
+    regions = np.stack([x1, y1, x1 + rng.uniform(20, width / 4, n), y1 + rng.uniform(40, height / 2, n)], 1)
+    sizes = np.tile([30, 16] if width < 1000 else [60, 36], (n, 1))
+    corners = place_labels(regions, sizes, width, height)
+    _no_overlap_and_inside(corners, sizes, width, height)
+
+
+def test_tags_of_two_people_in_one_box_both_sit_at_the_box():
+    regions = np.array([[100, 100, 200, 300], [102, 100, 198, 300]], float)  # a hugging couple
+    corners = place_labels(regions, np.array([[30, 16], [30, 16]]), 480, 270)
+    _no_overlap_and_inside(corners, np.array([[30, 16], [30, 16]]), 480, 270)
+    assert (np.abs(corners - [100, 84]).max(axis=1) <= 100).all()  # both near the top-left
+
+
+def test_overlay_tags_in_a_crowd_are_distinct_on_the_image():
+    # four people on nearly one box: four tags, each fully in its own colour somewhere
+    people = Poses.concatenate([person([100 + 2 * i, 120, 300, 260], 10 + i) for i in range(4)])
+    out = draw_poses(black(480, 270), people, boxes=False)
+    for i in range(4):
+        assert (out == track_color(10 + i)).all(axis=2).sum() > 30
 
 
 def test_far_off_coordinates_do_not_crash():
