@@ -59,6 +59,13 @@ class DetectorConfig:
         "surer people. The paper's 0.5 suits a strong detector; small fast ones score people "
         "lower: PoseTrack sample, yolov5n boxes, AP 43.4 at 0.25, 37.4 at 0.35, 18.7 at 0.5."),
         low=0.0, high=1.0, option="detection-min-score")
+    weak_min_score: float = setting(0.1, (
+        "Boxes scoring at least this but below min_score are estimated too, but their poses may "
+        "only continue an existing track, never start one (two-stage association, as ByteTrack "
+        "does with boxes): a person whose score flickers around min_score, or who is partly "
+        "hidden, keeps their id and is still written. At or above min_score: off. Lower: more "
+        "hidden people followed, more pose-network time."), low=0.0, high=1.0,
+        option="weak-detection-min-score")
     nms_iou: float = setting(0.7, (
         "IoU above which the detector's NMS merges two person boxes. Higher: two people who "
         "overlap strongly both survive, and so do more duplicates of one person; lower: the "
@@ -77,6 +84,11 @@ class DetectorConfig:
 
     def __post_init__(self):
         validate(self)
+
+    @property
+    def floor(self) -> float:
+        """The lowest score a box is kept with: weak_min_score, or min_score if that is lower."""
+        return min(self.weak_min_score, self.min_score)
 
 
 def _check_image(image) -> np.ndarray:
@@ -195,7 +207,7 @@ class YoloDetector:
         c = self.config
         with keep_thread_settings():  # its first predict sets torch's thread count
             results = self._yolo.predict(
-                images, conf=c.min_score, iou=c.nms_iou, imgsz=c.image_size,
+                images, conf=c.floor, iou=c.nms_iou, imgsz=c.image_size,
                 max_det=c.max_detections, classes=[self.person_index], device=str(self.device),
                 half=self.half, verbose=False)
         return [self._detections(result) for result in results]

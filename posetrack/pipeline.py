@@ -1,8 +1,12 @@
 """The end-to-end loop (DESIGN.md section 2): detect, propagate, unify, estimate, match.
 
-One step is added to the paper's: after estimation, poses that duplicate a higher-scoring pose
-(a detected and a propagated box around the same person) are suppressed by OKS, so the duplicate
-neither steals the person's track nor starts a false one.
+Additions to the paper's steps, for crowds: the detector's own NMS has already decided which
+detections are different people, so unification never suppresses a detection by another
+detection (only flow-propagated boxes are suppressed, against detections and each other), and
+after estimation a pose from a propagated box that duplicates another pose is dropped by OKS, so
+the duplicate neither steals the person's track nor starts a false one. Weak detections (below
+the detection stage's ``min_score``, down to its ``weak_min_score``) and propagated boxes give
+poses that may only continue existing tracks (two-stage association, ``Tracker.update``).
 
 The loop takes its stages as plain callables, so any detector, pose model or flow method (or a
 fake in a test) plugs in:
@@ -29,11 +33,15 @@ import numpy as np
 
 from .checks import setting, validate
 from .frame import Detections, Poses
-from .geometry import box_area, nms, suppress_by_similarity
+from .geometry import box_area, box_iou, suppress_by_similarity
 from .oks import oks_matrix
 from .tracker import Tracker
 
 STAGES = ("decode", "detect", "flow", "pose", "match")
+
+
+# Where a box (and the pose estimated in it) came from.
+DETECTED, WEAK, PROPAGATED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -42,15 +50,17 @@ class PipelineConfig:
     at all is the detection stage's ``min_score`` (``detection.DetectorConfig``)."""
 
     unify_iou: float = setting(0.6, (
-        "NMS IoU above which a detected box and a flow-propagated box count as one person "
-        "(the higher-scoring one is kept). Higher: fewer people merged, more duplicate poses; "
-        "lower: two people close together may become one."), low=0.0, high=1.0)
+        "Box IoU above which a flow-propagated box counts as the same person as a detection or "
+        "a better propagated box and is dropped (a weak detection, below the detection stage's "
+        "min_score, is dropped likewise for a better propagated box). A detection is never "
+        "dropped for another detection: the detector's NMS has decided they are different "
+        "people. Higher: fewer propagated boxes dropped, more duplicate poses for pose_nms_oks "
+        "to catch."), low=0.0, high=1.0)
     pose_nms_oks: float = setting(0.7, (
-        "OKS above which two estimated poses count as one person (the one with the higher box "
-        "score is kept), over the joints confident in both; catches a detected and a propagated "
-        "box that overlap too little for the box NMS but hold the same person. Lower: fewer "
-        "duplicates, risk of dropping one of two people in a tight embrace; 1: off."),
-        low=0.0, high=1.0)
+        "OKS, over the joints confident in both, above which a pose from a flow-propagated box "
+        "duplicates a pose from a detection (or from a better propagated box) and is dropped. "
+        "Two poses from two detections are always kept, however alike. Lower: fewer duplicate "
+        "poses of one person; 1: off."), low=0.0, high=1.0)
     output_joint_threshold: float = setting(0.4, (
         "Joints scoring below this are written as absent (the paper's 0.4); a person left with "
         "no joint is not written. Lower: more joints, more of them wrong."), low=0.0, high=1.0)
@@ -95,25 +105,55 @@ class StageTimes:
         return {stage: 1000 * s / max(frames, 1) for stage, s in self.seconds.items()}
 
 
-def unify_boxes(detections: Detections, propagated: Detections, iou_threshold: float) -> Detections:
-    """Union of detected and flow-propagated boxes, with overlapping pairs merged by NMS."""
-    both = Detections.concatenate([detections, propagated])
-    return both[nms(both.boxes_xyxy, both.scores, iou_threshold)]
+def unify_boxes(detections: Detections, weak: Detections, propagated: Detections,
+                iou_threshold: float) -> tuple[Detections, np.ndarray]:
+    """Confident detections, weak detections and flow-propagated boxes, without duplicates.
+
+    Every confident detection is kept. Weak detections and propagated boxes are visited by
+    descending score and dropped when their IoU with a kept box exceeds ``iou_threshold``, except
+    that a detection is never dropped for another detection (the detector's NMS already decided
+    they are different people): a propagated box yields to any detection and to a better
+    propagated box, a weak detection to a better propagated box.
+
+    Returns:
+        The kept boxes (confident, weak, propagated, each in input order), (K,) int their
+        source (``DETECTED``, ``WEAK`` or ``PROPAGATED``) and (K,) their rows in the three
+        inputs taken one after the other.
+    """
+    boxes = Detections.concatenate([detections, weak, propagated])
+    source = np.repeat([DETECTED, WEAK, PROPAGATED], [len(detections), len(weak), len(propagated)])
+    keep = _suppress_propagated(box_iou(boxes.boxes_xyxy, boxes.boxes_xyxy), boxes.scores, source,
+                                iou_threshold)
+    return boxes[keep], source[keep], keep
 
 
-def pose_nms(poses: Poses, oks_threshold: float, joint_threshold: float) -> Poses:
-    """Drop poses that duplicate a pose with a higher box score.
+def pose_nms(poses: Poses, source: np.ndarray, oks_threshold: float,
+             joint_threshold: float) -> np.ndarray:
+    """Indices (ascending) of the poses to keep: a pose from a propagated box is dropped when it
+    duplicates a pose from a detection or from a better propagated box; poses from detections
+    are all kept.
 
     Two poses are duplicates when their OKS, averaged over the joints that score at least
     ``joint_threshold`` in both (at least two such joints), exceeds ``oks_threshold``: an occluded
     person estimated from two boxes has few confident joints, but those agree to a few pixels.
     """
     if len(poses) < 2:
-        return poses
+        return np.arange(len(poses))
     visible = poses.visible & (poses.keypoint_scores >= joint_threshold)
     similarity = oks_matrix(poses.keypoints_xy, visible, poses.keypoints_xy, visible,
                             box_area(poses.boxes_xyxy), over="both", min_joints=2)
-    return poses[suppress_by_similarity(similarity, poses.box_scores, oks_threshold)]
+    source = np.where(np.asarray(source) == PROPAGATED, PROPAGATED, DETECTED)
+    return _suppress_propagated(similarity, poses.box_scores, source, oks_threshold)
+
+
+def _suppress_propagated(similarity: np.ndarray, scores: np.ndarray, source: np.ndarray,
+                         threshold: float) -> np.ndarray:
+    """NMS in which confident detections come first and no detection suppresses a detection:
+    -> (K,) ascending indices of the kept items."""
+    detection = source != PROPAGATED
+    similarity = np.where(detection[:, None] & detection[None, :], -np.inf, similarity)
+    priority = np.nan_to_num(np.asarray(scores, np.float64), nan=0.0) + 2.0 * (source == DETECTED)
+    return np.sort(suppress_by_similarity(similarity, priority, threshold))
 
 
 def filter_output(poses: Poses, config: PipelineConfig) -> Poses:
@@ -134,13 +174,20 @@ class TrackingStep:
     it, so the benchmark measures the loop that ``posetrack run`` runs. Calls must come in frame
     order, one per frame, then ``flush()`` once at the end of the clip.
 
+    Detections scoring at least ``min_score`` (the detection stage's) give poses that may start
+    tracks; weaker ones (the detector passes them down to its ``weak_min_score``) and
+    flow-propagated boxes give poses that only continue tracks. A new track is written once confirmed (``TrackerConfig.min_hits``), with its
+    earlier frames, so a frame is final ``min_hits - 1`` frames after it was passed in.
+
     Each call returns the frames whose poses are final, oldest first, as ``(tag, poses)``:
     ``tag`` is whatever the caller passed with the frame (e.g. its index and image), ``poses``
     its tracked (unfiltered) poses; apply ``filter_output`` before writing evaluated output.
     """
 
-    def __init__(self, estimate, tracker: Tracker, config: PipelineConfig, times: StageTimes | None = None):
+    def __init__(self, estimate, tracker: Tracker, config: PipelineConfig, times: StageTimes | None = None,
+                 min_score: float = 0.0):
         self.estimate = estimate
+        self.min_score = min_score
         self.tracker = tracker
         self.config = config
         self.times = times if times is not None else StageTimes()
@@ -157,30 +204,38 @@ class TrackingStep:
             tag: returned with this frame's poses once they are final.
         """
         config, times, tracker = self.config, self.times, self.tracker
+        scores = detections.scores
+        confident, weak = detections[scores >= self.min_score], detections[scores < self.min_score]
         with times("match"):
             propagated = tracker.propagate(motion)
-            boxes = unify_boxes(detections, propagated, config.unify_iou)
+            boxes, source, rows = unify_boxes(confident, weak, propagated, config.unify_iou)
+            from_track = np.full(len(boxes), -1, np.int64)
+            offered = source == PROPAGATED
+            from_track[offered] = tracker.offered_track(rows[offered] - len(confident) - len(weak))
         with times("pose"):
             poses = self.estimate(image, boxes)
         with times("match"):
-            poses = tracker.update(pose_nms(poses, config.pose_nms_oks, config.output_joint_threshold))
+            keep = pose_nms(poses, source, config.pose_nms_oks, config.output_joint_threshold)
+            tracker.update(poses[keep], may_start=source[keep] == DETECTED, from_track=from_track[keep])
+            final = tracker.pop_final()
         self._tags.append(tag)
-        return [(self._tags.popleft(), poses)]
+        return [(self._tags.popleft(), poses) for poses in final]
 
     def flush(self) -> list[tuple[object, Poses]]:
         """The frames still held back at the end of the clip (final now), oldest first."""
-        return []
+        return [(self._tags.popleft(), poses) for poses in self.tracker.flush()]
 
 
 def iter_tracked(frames: Iterable, detect, estimate, flow, tracker: Tracker,
-                 config: PipelineConfig, times: StageTimes):
+                 config: PipelineConfig, times: StageTimes, min_score: float = 0.0):
     """Run the method over ``(index, image)`` pairs, yielding ``(index, image, poses)`` per frame.
 
     The poses are unfiltered (the tracker saw all of them); apply ``filter_output`` before
     writing evaluated output. Nothing is kept between frames but the tracker's state (and the
     few frames ``TrackingStep`` holds back), so hours of video run in constant memory.
+    Detections below ``min_score`` only continue tracks (``TrackingStep``).
     """
-    step = TrackingStep(estimate, tracker, config, times)
+    step = TrackingStep(estimate, tracker, config, times, min_score)
     previous = None
     for index, image in times.iterate("decode", frames):
         with times("detect"):

@@ -7,6 +7,7 @@ forward; without it the tracker assumes no motion.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Iterable
 
@@ -30,15 +31,19 @@ def retrack(video: PoseTrackVideo, config: TrackerConfig = TrackerConfig(),
             first frame, or for all frames to track without motion). ``None``: no flow at all.
 
     Returns:
-        A new PoseTrackVideo with the same images and poses and new track ids.
+        A new PoseTrackVideo with the same images and poses and new track ids (``min_hits``
+        is not used: every pose may start a track and gets an id at once).
     """
-    tracker = Tracker(config)
+    # the poses are already the estimator's decisions: every one keeps a row and gets an id
+    tracker = Tracker(dataclasses.replace(config, min_hits=1))
     flows = iter(flows) if flows is not None else None
     tracked = []
     for poses in video.poses:
         flow = next(flows, None) if flows is not None else None
         tracker.propagate(flow)
-        tracked.append(tracker.update(poses.replace(track_ids=np.full(len(poses), NO_TRACK))))
+        tracker.update(poses.replace(track_ids=np.full(len(poses), NO_TRACK)))
+        tracked += tracker.pop_final()
+    tracked += tracker.flush()
     return PoseTrackVideo(video.images, tracked, video.head_boxes_xyxy, video.format)
 
 

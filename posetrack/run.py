@@ -212,7 +212,7 @@ def _open_clip(input_path, annotations, frames: FrameRange = FrameRange()):
 def _detect_fn(models: Models, detections_file, gt: PoseTrackVideo | None, min_score: float):
     """``detect(index, image)``: the detector's boxes, or the file's boxes for that frame (by the
     annotation file's image id when there is one, else by frame index) scoring ``min_score`` or
-    more (the detector applies it itself)."""
+    more (the detector applies its ``floor`` itself)."""
     if detections_file is None:
         return lambda index, image: models.detector(image, index)
     from .detection import PrecomputedDetections
@@ -322,7 +322,7 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
                   inputs=[input_path, annotations, detections_file])
     out_format = tracks_format(out_path, out_format)
     source, gt = _open_clip(input_path, annotations, frames)
-    detect = _detect_fn(models, detections_file, gt, settings.detection.min_score)
+    detect = _detect_fn(models, detections_file, gt, settings.detection.floor)
     flow, estimate = stage_functions(models, settings.pose.max_batch)
     times = StageTimes(models.sync)
     smoother = None
@@ -355,7 +355,7 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
         if source.live:
             stack.enter_context(stop.on_ctrl_c())
         tracked = iter_tracked(stop.frames(source), detect, estimate, flow, Tracker(settings.tracker),
-                               settings.pipeline, times)
+                               settings.pipeline, times, min_score=settings.detection.min_score)
         try:
             for index, image, poses in tracked:
                 poses = filter_output(poses, settings.pipeline)

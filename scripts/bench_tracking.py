@@ -52,6 +52,10 @@ SWEEPS = {
     "min_similarity": (0.05, 0.1, 0.2, 0.3, 0.4),
     "joint_threshold": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
     "propagate_min_score": (0.2, 0.3, 0.4, 0.5, 0.6),
+    "min_hits": (1, 2, 3),
+    "refind_frames": (0, 25, 50, 75),
+    "refind_min_similarity": (0.2, 0.3, 0.5),
+    "refind_gate_growth": (0.0, 0.05, 0.1),
 }
 QUICK_SWEEPS = {
     "memory_frames": (1, 12),
@@ -137,7 +141,13 @@ def true_jitter(scene: synthetic.Scene) -> float:
 
 
 def run(args) -> dict:
-    sweeps = QUICK_SWEEPS if args.quick else SWEEPS
+    sweeps = {} if args.no_sweeps else QUICK_SWEEPS if args.quick else SWEEPS
+    if args.sweep:
+        sweeps = {}
+        for item in args.sweep:
+            name, _, values = item.partition("=")
+            kind = type(getattr(TrackerConfig(), name))
+            sweeps[name] = tuple(kind(v) for v in values.split(","))
     scenes_per_kind = args.scenes if args.scenes is not None else (1 if args.quick else 3)
     all_methods = methods(sweeps)
     smoothing = SmoothingConfig()
@@ -208,6 +218,10 @@ def format_report(report: dict) -> str:
         lines.append(f"{label:24s} {a['mota']:5.1f} {a['id_switches']:5d} {a['precision']:5.1f} "
                      f"{a['recall']:5.1f} {a['map']:5.1f} | "
                      + " ".join(f"{s[k]['mota']:5.1f}/{s[k]['id_switches']:<5d}" for k in kinds))
+    lines += ["", "per kind, precision / recall (MOT):"]
+    for label, entry in report["methods"].items():
+        s = entry["scores"]
+        lines.append(f"{label:24s} " + " ".join(f"{s[k]['precision']:5.1f}/{s[k]['recall']:<5.1f}" for k in kinds))
     sm = report["smoothing"]
     lines += ["", f"One-Euro smoothing {sm['config']} at {sm['fps']:g} fps:",
               "  joint jitter (mean |2nd difference|, px): "
@@ -225,6 +239,11 @@ def main(argv=None) -> int:
     parser.add_argument("--scenes", type=int, default=None,
                         help="scenes per kind (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="1 scene per kind, fewer settings")
+    parser.add_argument("--sweep", action="append", metavar="NAME=V1,V2",
+                        help="try these values of one tracker setting instead of the built-in "
+                             "sweeps (repeatable), e.g. --sweep min_hits=1,3")
+    parser.add_argument("--no-sweeps", action="store_true",
+                        help="only the defaults and the baselines, no one-at-a-time sweeps")
     parser.add_argument("--json", dest="json_out", help="also write the results as JSON here")
     parser.add_argument("--keep", help="write GT and predictions to this folder instead of a temp one")
     args = parser.parse_args(argv)

@@ -736,7 +736,8 @@ def _paint_person(low, keypoints, motion, height, noise, rng):
 
 
 class IouTracker:
-    """Baseline: greedy box-IoU matching to the previous frame only, no memory, no propagation.
+    """Baseline: greedy box-IoU matching to the previous frame only, no memory, no propagation,
+    no tentative tracks (every pose gets an id at once).
 
     Same interface as ``Tracker`` (``propagate`` offers no boxes and ignores the flow).
     """
@@ -745,11 +746,15 @@ class IouTracker:
         self.min_iou = min_iou
         self._next_id = first_id
         self._previous = Poses.empty()
+        self._final = []
 
     def propagate(self, flow=None) -> Detections:
         return Detections.empty()
 
-    def update(self, poses: Poses) -> Poses:
+    def offered_track(self, rows):
+        return np.full(len(rows), -1, np.int64)
+
+    def update(self, poses: Poses, may_start=None, from_track=None) -> Poses:
         similarity = box_iou(self._previous.boxes_xyxy, poses.boxes_xyxy)
         pairs, _, new = greedy_match(similarity, self.min_iou)
         ids = np.full(len(poses), NO_TRACK, np.int64)
@@ -757,11 +762,18 @@ class IouTracker:
         ids[new] = np.arange(self._next_id, self._next_id + len(new))
         self._next_id += len(new)
         self._previous = poses.replace(track_ids=ids)
+        self._final.append(self._previous)
         return self._previous
+
+    def pop_final(self) -> list[Poses]:
+        out, self._final = self._final, []
+        return out
+
+    flush = pop_final
 
 
 def run_trackers(scene: Scene, trackers, use_flow, config: PipelineConfig = PipelineConfig(),
-                 min_score: float = DetectorConfig().min_score):
+                 detection: DetectorConfig = DetectorConfig()):
     """Run several trackers over the scene in lock step (each flow field is made once), each
     through the pipeline's own per-frame step (``pipeline.TrackingStep``) with the scene's
     detections, flow and simulated pose network.
@@ -771,18 +783,19 @@ def run_trackers(scene: Scene, trackers, use_flow, config: PipelineConfig = Pipe
             for this scene.
         use_flow: one bool per tracker: whether it is given the flow (else None).
         config: the pipeline settings of the simulated frames.
-        min_score: the detection stage's score filter (as the detector and a detections file
-            apply it).
+        detection: the detection stage's score filters (``weak_min_score``: the detector drops
+            boxes below it; ``min_score``: boxes below it only continue tracks).
 
     Returns:
         One list per tracker of the tracked poses of every frame (before ``filter_output``).
     """
-    steps = [TrackingStep(estimator(scene), tracker, config) for tracker in trackers]
+    steps = [TrackingStep(estimator(scene), tracker, config, min_score=detection.min_score)
+             for tracker in trackers]
     outputs = [[] for _ in trackers]
     for f in range(scene.num_frames):
         flow = flow_field(scene, f) if any(use_flow) else None
         found = detections(scene, f)
-        found = found[found.scores >= min_score]
+        found = found[found.scores >= detection.floor]
         for step, flows, out in zip(steps, use_flow, outputs):
             out += [poses for _, poses in step(f, found, flow if flows else None, tag=f)]
     for step, out in zip(steps, outputs):

@@ -53,8 +53,10 @@ def _run(*args):
 
 
 def test_run_writes_tracks_csv_and_overlay(assets, tmp_path):
+    # random weights give random poses: --min-similarity 0 lets each box's pose continue its
+    # track, so tracks are confirmed (min_hits) and every pose is written
     common = ["--detections", assets / "clip.json", "--pose-model", assets / "tiny_res18_96x64.pth",
-              "--device", "cpu", "--flow", "dis", "--no-progress"]
+              "--device", "cpu", "--flow", "dis", "--no-progress", "--min-similarity", "0"]
     result = _run("run", assets / "clip.mp4", "--out", tmp_path / "t.json", "--render",
                   tmp_path / "o.mp4", "--output-joint-threshold", "0",
                   *common)

@@ -92,7 +92,7 @@ def test_yolo_max_detections_and_threshold(yolo_files):
     image = _rng_image(90, 120)
     assert len(YoloDetector(str(yolo_files["person"]), DetectorConfig(image_size=64, max_detections=2))(image)) <= 2
     # every score is 0.88: a threshold above it leaves nothing
-    assert len(YoloDetector(str(yolo_files["person"]), DetectorConfig(image_size=64, min_score=0.9))(image)) == 0
+    assert len(YoloDetector(str(yolo_files["person"]), DetectorConfig(image_size=64, min_score=0.9, weak_min_score=0.9))(image)) == 0
 
 
 def test_yolo_without_person_class_needs_it_named(yolo_files):

@@ -24,6 +24,11 @@ from posetrack.posenet import PoseNetConfig, SimpleBaseline  # noqa: E402
 from posetrack.run import FrameRange, Models, RunSettings, run_clip  # noqa: E402
 
 W, H, FRAMES = 160, 112, 12
+from posetrack.tracker import TrackerConfig  # noqa: E402
+
+# A new track is written once confirmed (min_hits), its first frames then: with min_hits 1 no
+# frame is held back, so frames estimated and frames written are counted alike below.
+NO_DELAY = RunSettings(tracker=TrackerConfig(min_hits=1))
 
 
 def _frames():
@@ -72,7 +77,7 @@ def test_lines_are_flushed_as_frames_are_tracked(clip, tmp_path):
         seen.append(len(out.read_text().splitlines()) if out.exists() else 0)
         return _one_person(image, boxes)
 
-    summary = run_clip(clip / "clip.avi", out, Models(estimator, None, None, "cpu"), RunSettings(),
+    summary = run_clip(clip / "clip.avi", out, Models(estimator, None, None, "cpu"), NO_DELAY,
                        detections_file=clip / "clip.json", progress=False)
     assert seen == list(range(FRAMES))
     records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -97,7 +102,7 @@ def test_ctrl_c_on_a_stream_keeps_what_was_tracked(clip, tmp_path, http_folder):
         return _one_person(image, boxes)
     estimator.calls = 0
 
-    summary = run_clip(url, tmp_path / "t.json", Models(estimator, None, None, "cpu"), RunSettings(),
+    summary = run_clip(url, tmp_path / "t.json", Models(estimator, None, None, "cpu"), NO_DELAY,
                        detections_file=clip / "clip.json", progress=False,
                        render_path=tmp_path / "o.mp4")
     assert summary.stopped == "Ctrl-C" and summary.frames == 5
@@ -215,7 +220,7 @@ def test_show_draws_every_frame_and_q_stops(clip, tmp_path, monkeypatch):
     monkeypatch.setattr(video, "display_problem", lambda: None)
     monkeypatch.setattr(video, "FrameWindow", Window)
     summary = run_clip(clip / "clip.avi", tmp_path / "t.json", Models(_one_person, None, None, "cpu"),
-                       RunSettings(), detections_file=clip / "clip.json", progress=False, show=True)
+                       NO_DELAY, detections_file=clip / "clip.json", progress=False, show=True)
     assert summary.stopped == "the window closed" and summary.frames == 4
     assert len(read_posetrack(tmp_path / "t.json")) == 4
     assert shown[-1] == "closed" and all(isinstance(s, np.ndarray) for s in shown[:-1])

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from posetrack.frame import Detections, Poses
-from posetrack.pipeline import PipelineConfig, StageTimes, filter_output, track_frames, unify_boxes
-from posetrack.tracker import Tracker
+from posetrack.pipeline import (DETECTED, PROPAGATED, WEAK, PipelineConfig, StageTimes, filter_output,
+                                iter_tracked, pose_nms, track_frames, unify_boxes)
+from posetrack.tracker import Tracker, TrackerConfig
 
 
 def fake_estimate(image, detections):
@@ -57,12 +58,49 @@ def test_without_flow_the_missed_person_is_still_propagated_in_place():
     assert [sorted(r.track_ids.tolist()) for r in results] == [[0, 1]] * 12
 
 
-def test_unify_boxes_merges_overlaps_keeps_the_best():
-    det = Detections([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.6])
-    prop = Detections([[1, 0, 11, 10], [100, 100, 110, 110]], [0.7, 0.8])
-    unified = unify_boxes(det, prop, 0.5)
-    assert unified.scores.tolist() == pytest.approx([0.9, 0.8, 0.6])
-    assert len(unify_boxes(Detections.empty(), Detections.empty(), 0.5)) == 0
+def test_weak_detections_continue_a_track_but_never_start_one():
+    frames, detections = scene(num_frames=8, missed=())
+    # person 0's score drops below min_score in frames 3-5 (and no flow box can stand
+    # in: propagate_min_score 1); person 1 is weak from the start
+    flicker = [Detections(d.boxes_xyxy, [0.2 if 3 <= k <= 5 else 0.9, 0.2]) for k, d in enumerate(detections)]
+    tracker = Tracker(TrackerConfig(propagate_min_score=1.0))
+    results = list(iter_tracked(frames, lambda k, image: flicker[k], fake_estimate, None, tracker,
+                                PipelineConfig(), StageTimes(), min_score=0.5))
+    assert [r.track_ids.tolist() for _, _, r in results] == [[0]] * 8
+    # the detection stage filters weak boxes out (weak_min_score = min_score): a gap
+    strong = [d[d.scores >= 0.5] for d in flicker]
+    off = list(iter_tracked(frames, lambda k, image: strong[k], fake_estimate, None,
+                            Tracker(TrackerConfig(propagate_min_score=1.0)), PipelineConfig(),
+                            StageTimes(), min_score=0.5))
+    assert [r.track_ids.tolist() for _, _, r in off] == [[0]] * 3 + [[]] * 3 + [[0]] * 2
+
+
+A, B, FAR = [0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]  # A and B overlap (IoU 0.82); FAR overlaps neither
+
+
+@pytest.mark.parametrize("det, weak, prop, kept, sources", [
+    # two overlapping detections are two people: both kept (the detector's NMS decided)
+    ([(A, 0.9), (B, 0.6)], [], [], [0.9, 0.6], [DETECTED, DETECTED]),
+    # a propagated box on a detection yields to it, even with a higher score
+    ([(A, 0.5)], [], [(B, 0.9)], [0.5], [DETECTED]),
+    # overlapping propagated boxes: the better one stays; one elsewhere stays too
+    ([], [], [(A, 0.7), (B, 0.5), (FAR, 0.8)], [0.7, 0.8], [PROPAGATED] * 2),
+    # a weak detection on a confident one: both detections, both kept
+    ([(A, 0.5)], [(B, 0.2)], [], [0.5, 0.2], [DETECTED, WEAK]),
+    # a weak detection yields to a better propagated box ...
+    ([], [(A, 0.2)], [(B, 0.7)], [0.7], [PROPAGATED]),
+    # ... and a propagated box to a better weak detection
+    ([], [(A, 0.2)], [(B, 0.1)], [0.2], [WEAK]),
+    ([], [], [], [], []),  # nothing at all
+])
+def test_unify_boxes_never_drops_a_detection_for_a_detection(det, weak, prop, kept, sources):
+    def boxes(items):
+        return Detections(np.array([b for b, _ in items], np.float32).reshape(-1, 4),
+                          [score for _, score in items])
+
+    unified, source, _ = unify_boxes(boxes(det), boxes(weak), boxes(prop), 0.5)
+    assert unified.scores.tolist() == pytest.approx(kept)
+    assert source.tolist() == sources
 
 
 def test_filter_output_thresholds():
@@ -79,14 +117,19 @@ def test_filter_output_thresholds():
         PipelineConfig(unify_iou=2)
 
 
-def test_pose_nms_drops_the_weaker_duplicate_and_keeps_distinct_people():
-    from posetrack.pipeline import pose_nms
-
-    boxes = Detections([[0, 0, 60, 160], [3, 2, 63, 162], [200, 0, 260, 160]], [0.6, 0.9, 0.8])
+def test_pose_nms_drops_propagated_duplicates_and_keeps_every_detected_person():
+    boxes = Detections([[0, 0, 60, 160], [3, 2, 63, 162], [200, 0, 260, 160], [202, 1, 262, 161]],
+                       [0.6, 0.9, 0.8, 0.7])
     poses = fake_estimate(None, boxes)
     scores = poses.keypoint_scores.copy()
     scores[0, 4:] = 0.1  # the weaker copy is confident in only four joints, still a duplicate
-    kept = pose_nms(poses.replace(keypoint_scores=scores), 0.7, 0.4)
-    assert kept.box_scores.tolist() == pytest.approx([0.9, 0.8])
-    assert len(pose_nms(poses, 1.0, 0.4)) == 3  # threshold 1: off
-    assert len(pose_nms(poses[:1], 0.7, 0.4)) == 1
+    poses = poses.replace(keypoint_scores=scores)
+    # 0 and 1 are alike: propagated 0 yields to detected 1; 2 and 3 are alike but both detected
+    source = np.array([PROPAGATED, DETECTED, DETECTED, WEAK])
+    assert pose_nms(poses, source, 0.7, 0.4).tolist() == [1, 2, 3]
+    # two propagated duplicates: the better box score stays
+    assert pose_nms(poses[:2], np.array([PROPAGATED, PROPAGATED]), 0.7, 0.4).tolist() == [1]
+    # both from detections: both stay, however alike (the ballroom couple)
+    assert pose_nms(poses[:2], np.array([DETECTED, DETECTED]), 0.7, 0.4).tolist() == [0, 1]
+    assert pose_nms(poses, np.full(4, PROPAGATED), 1.0, 0.4).tolist() == [0, 1, 2, 3]  # 1: off
+    assert pose_nms(poses[:1], np.array([PROPAGATED]), 0.7, 0.4).tolist() == [0]

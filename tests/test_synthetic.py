@@ -158,28 +158,36 @@ def test_the_pipeline_step_recovers_a_missed_person_from_an_offered_box(crossing
     box = np.concatenate([kp.min(0), kp.max(0)])[None]
 
     class Offering(Tracker):
-        """A tracker whose propagate offers a fixed set of boxes."""
+        """A tracker whose propagate offers a fixed set of boxes, and that records what the
+        step gives its update."""
         offer = Detections.empty()
 
         def propagate(self, flow=None):
             super().propagate(flow)
             return self.offer
 
+        def offered_track(self, rows):
+            return np.full(len(rows), -1, np.int64)
+
+        def update(self, poses, may_start=None, from_track=None):
+            self.given = (poses, may_start)
+            return super().update(poses, may_start, from_track)
+
     def step_frame(offer):
         tracker = Offering(TrackerConfig())
         tracker.offer = offer
         step = TrackingStep(synthetic.estimator(crossing), tracker, PipelineConfig())
-        return step(k, synthetic.detections(crossing, k), None, tag=k) + step.flush()
+        step(k, synthetic.detections(crossing, k), None, tag=k)
+        return tracker.given
 
-    without = step_frame(Detections.empty())
-    with_box = step_frame(Detections(box, [0.8]))
-    assert [tag for tag, _ in with_box] == [k]
-    without, with_box = without[0][1], with_box[0][1]
+    without, _ = step_frame(Detections.empty())
+    with_box, may_start = step_frame(Detections(box, [0.8]))
     assert len(with_box) == len(without) + 1
     distance = np.nanmedian(np.hypot(*(with_box.keypoints_xy - kp).transpose(2, 0, 1)), axis=1)
     assert distance.min() < 0.05 * crossing.heights[k, p]
     nearest = int(distance.argmin())
     assert with_box.box_scores[nearest] == pytest.approx(0.8)  # the offered box's score
+    assert not may_start[nearest] and may_start.sum() == len(without)  # it only continues a track
 
 
 def test_iou_tracker_keeps_overlapping_boxes_and_starts_new_ids():

@@ -50,12 +50,15 @@ def joint_flow(people_velocities, radius=6):
 
 
 def run(tracker, frames, flows=None):
-    """-> list of id arrays, one per frame."""
-    ids = []
+    """-> list of id lists, one per frame, as final (``pop_final``, then ``flush``)."""
+    final = []
     for k, poses in enumerate(frames):
         tracker.propagate(None if flows is None else flows[k])
-        ids.append(tracker.update(poses).track_ids.tolist())
-    return ids
+        tracker.update(poses)
+        final += tracker.pop_final()
+    final += tracker.flush()
+    assert len(final) == len(frames)
+    return [poses.track_ids.tolist() for poses in final]
 
 
 def test_two_people_crossing_keep_their_ids_with_flow():
@@ -103,10 +106,37 @@ def test_occluded_person_gets_the_same_id_back():
     assert ids[6:] == [[0, 1]] * 4
 
 
-def test_occlusion_longer_than_memory_starts_a_new_track():
-    frames = [frame(person(400, 240))] + [frame()] * 3 + [frame(person(400, 240))]
-    assert run(Tracker(TrackerConfig(memory_frames=3)), frames)[-1] == [1]
-    assert run(Tracker(TrackerConfig(memory_frames=4)), frames)[-1] == [0]
+def test_occlusion_longer_than_memory_starts_a_new_track_unless_refound():
+    frames = [frame(person(400, 240))] * 2 + [frame()] * 3 + [frame(person(400, 240))] * 2
+    assert run(Tracker(TrackerConfig(memory_frames=3, refind_frames=0)), frames)[-1] == [1]
+    assert run(Tracker(TrackerConfig(memory_frames=4, refind_frames=0)), frames)[-1] == [0]
+    assert run(Tracker(TrackerConfig(memory_frames=3, refind_frames=5)), frames)[-1] == [0]
+
+
+@pytest.mark.parametrize("gap, shift, growth, refound", [
+    (30, 0, 0.05, True),  # hidden 1.2 s at 25 fps, back where she vanished
+    (30, 40, 0.05, True),  # moved 40 px (0.2 heights) while hidden: the widened gate takes her
+    (30, 40, 0.0, False),  # ... which a gate that does not widen refuses
+    (30, 400, 0.05, False),  # someone far away is not her
+    (60, 0, 0.05, False),  # beyond refind_frames (50): a new id
+])
+def test_refinding_a_lost_person(gap, shift, growth, refound):
+    config = TrackerConfig(memory_frames=8, refind_frames=50, refind_gate_growth=growth)
+    frames = [frame(person(200, 240))] * 3 + [frame()] * gap + [frame(person(200 + shift, 240))] * 3
+    ids = run(Tracker(config), frames)
+    assert ids[-1] == ([0] if refound else [1])
+
+
+def test_a_lost_track_moves_by_its_own_velocity_while_hidden():
+    # walks right 6 px a frame (flow measured on her), vanishes for 20 frames, comes back where
+    # her walk took her: 120 px further, well outside an unmoved gate
+    config = TrackerConfig(memory_frames=8, refind_frames=50, refind_gate_growth=0.0)
+    frames, flows = [], []
+    for k in range(30):
+        x = 100 + 6 * k
+        frames.append(frame(person(x, 240)) if k < 5 or k >= 25 else frame())
+        flows.append(joint_flow([(person(x - 6, 240)[2], (6, 0))]) if 0 < k < 5 else None)
+    assert run(Tracker(config), frames, flows)[-1] == [0]
 
 
 def test_missed_detection_and_false_positive():
@@ -118,11 +148,40 @@ def test_missed_detection_and_false_positive():
         if k == 6:
             people.append(person(600, 60, height=60, score=0.4))
         frames.append(frame(*people))
-    ids = run(Tracker(), frames)
+    ids = run(Tracker(TrackerConfig(min_hits=1)), frames)
     assert ids[4] == [1]
     assert ids[5] == [0, 1]
     assert ids[6] == [0, 1, 2]  # the false positive gets an id of its own, takes none
     assert ids[7] == [0, 1] and ids[8] == [0, 1]
+    # seen once, a ghost never gets an id (min_hits 2), and the others' ids are the same
+    assert run(Tracker(TrackerConfig(min_hits=2)), frames) == ids[:6] + [[0, 1]] + ids[7:]
+
+
+def test_a_new_track_is_written_from_its_first_frame_once_confirmed():
+    # B appears at frame 2; with min_hits 3 she is confirmed at frame 4, and frames 2-3 get her
+    # id then; frames are final 2 frames late; C is seen twice only and never gets an id
+    tracker = Tracker(TrackerConfig(min_hits=3))
+    final_per_call = []
+    for k in range(7):
+        people = [person(100, 200)] + ([person(400, 200)] if k >= 2 else [])
+        people += [person(250, 100, height=80)] if k in (5, 6) else []
+        tracker.propagate(None)
+        tracker.update(frame(*people))
+        final_per_call.append([p.track_ids.tolist() for p in tracker.pop_final()])
+    assert final_per_call == [[], [], [[0]], [[0]], [[0, 1]], [[0, 1]], [[0, 1]]]
+    # the clip ends: C, alive but short of min_hits for lack of frames, is confirmed
+    assert [p.track_ids.tolist() for p in tracker.flush()] == [[0, 1, 2]] * 2
+    assert tracker.flush() == []
+
+
+def test_poses_that_may_not_start_a_track_only_continue_one():
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    tracker.update(frame(person(100, 200)), may_start=[True])
+    out = tracker.update(frame(person(102, 200), person(400, 200)), may_start=[False, False])
+    assert out.track_ids.tolist() == [0, -1]  # the second continues nobody: no id
+    assert [p.track_ids.tolist() for p in tracker.pop_final()] == [[0], [0]]
+    with pytest.raises(ValueError, match="may_start"):
+        tracker.update(frame(person(1, 1)), may_start=[True, True])
 
 
 def test_people_entering_and_leaving():
@@ -136,7 +195,7 @@ def test_people_entering_and_leaving():
         if k >= 12:
             people.append(person(120, 360, height=150))
         frames.append(frame(*people))
-    ids = run(Tracker(TrackerConfig(memory_frames=3)), frames)
+    ids = run(Tracker(TrackerConfig(memory_frames=3, refind_frames=0)), frames)
     assert [i[0] for i in ids] == [0] * 15
     assert [i[1] for i in ids[3:8]] == [1] * 5
     assert [i[1] for i in ids[12:]] == [2] * 3
@@ -147,12 +206,12 @@ def test_two_trackers_do_not_share_ids_or_state():
     first, second = Tracker(), Tracker()
     assert run(first, scene) == run(second, scene) == [[0, 1]] * 3
     first.reset()
-    assert run(first, [frame(person(300, 300))]) == [[0]]
-    assert Tracker(first_id=100).update(frame(person(1, 1))).track_ids.tolist() == [100]
+    assert run(first, [frame(person(300, 300))] * 2) == [[0]] * 2
+    assert run(Tracker(first_id=100), [frame(person(1, 1))] * 2) == [[100]] * 2
 
 
 def test_propagate_offers_warped_boxes_of_confident_tracks_seen_last_frame():
-    tracker = Tracker(TrackerConfig(propagate_min_score=0.5, box_enlarge=0.0))
+    tracker = Tracker(TrackerConfig(propagate_min_score=0.5, box_enlarge=0.0, min_hits=1))
     tracker.propagate(None)
     tracker.update(frame(person(100, 200, score=0.9), person(400, 200, score=0.2)))
     offered = tracker.propagate(np.full((H, W, 2), (10, -5), np.float32))
@@ -167,8 +226,8 @@ def test_propagate_offers_warped_boxes_of_confident_tracks_seen_last_frame():
 
 def test_update_without_propagate_assumes_no_motion_and_double_propagate_is_an_error():
     tracker = Tracker()
-    assert tracker.update(frame(person(100, 100))).track_ids.tolist() == [0]
-    assert tracker.update(frame(person(102, 100))).track_ids.tolist() == [0]
+    assert tracker.update(frame(person(100, 100))).track_ids.tolist() == [-1]  # tentative
+    assert tracker.update(frame(person(102, 100))).track_ids.tolist() == [0]  # confirmed
     tracker.propagate(None)
     with pytest.raises(RuntimeError, match="twice"):
         tracker.propagate(None)
