@@ -288,7 +288,7 @@ def clip_outputs(out_path, render_path=None, out_format: str | None = None) -> l
 def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSettings(), *,
              annotations=None, detections_file=None, out_format: str | None = None,
              render_path=None, progress: bool = True, frames: FrameRange = FrameRange(),
-             show: bool = False, lines_in_place: bool = True) -> RunSummary:
+             show: bool = False, lines_in_place: bool = True, on_frame=None) -> RunSummary:
     """Track the people of one clip and write the tracks (and optionally an overlay video).
 
     Args:
@@ -309,6 +309,7 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
         lines_in_place: write a JSON Lines output under its name as it grows (so it can be
             followed); False: to a temporary file renamed when complete, like the other formats
             (``batch``, whose resume takes an existing output as complete).
+        on_frame: called (no arguments) after each frame, e.g. to count frames across workers.
 
     A live source (camera, URL) stopped by Ctrl-C (or the window) keeps what was tracked: the
     outputs are written as if the stream had ended there. Any other source stopped by Ctrl-C
@@ -376,6 +377,8 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
                     if window is not None and not window.show(drawn):
                         stop("the window closed")
                 bar.update(1)
+                if on_frame is not None:
+                    on_frame()
         except KeyboardInterrupt:  # a second Ctrl-C on a stream: keep the frames already final
             if not source.live:
                 raise
@@ -484,7 +487,35 @@ def _open_window(source):
 
 
 # ---------------------------------------------------------------------------------------------
-# Batch
+# Batch: the plan (which clips, which outputs) and the per-clip job are shared by both engines,
+# the built-in loop below and the Ray workers of ``posetrack.cluster``.
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip of a batch: where it is, where its tracks go, and what the batch looks up and
+    writes for every clip (plain data: the Ray engine sends it to a worker)."""
+
+    clip: Path
+    out_path: Path
+    annotations_dir: str | None = None  # PoseTrack files, one per frame-folder clip
+    out_format: str | None = None
+    render_path: Path | None = None  # its overlay video
+    frames: FrameRange = FrameRange()  # the frame range tracked of every clip
+
+    @property
+    def name(self) -> str:
+        return clip_name(self.clip)
+
+
+@dataclass
+class JobResult:
+    """What became of one clip: a summary (done), skipped (its output exists), or a failure reason."""
+
+    name: str
+    summary: RunSummary | None = None
+    skipped: bool = False
+    failure: str | None = None
 
 
 @dataclass
@@ -492,6 +523,17 @@ class BatchReport:
     done: list = field(default_factory=list)  # RunSummary per clip processed now
     skipped: list = field(default_factory=list)  # clip names whose output already existed
     failed: list = field(default_factory=list)  # (clip name, reason)
+
+    def add(self, result: JobResult, on_clip=None) -> None:
+        """Record a clip's result; ``on_clip(summary)`` is called for a clip tracked now."""
+        if result.failure is not None:
+            self.failed.append((result.name, result.failure))
+        elif result.skipped:
+            self.skipped.append(result.name)
+        else:
+            self.done.append(result.summary)
+            if on_clip is not None:
+                on_clip(result.summary)
 
 
 def find_clips(folder) -> list[Path]:
@@ -562,44 +604,76 @@ def check_batch_outputs(clips_dir, out_dir, detections_dir=None, annotations_dir
     return clips
 
 
+def plan_batch(clips_dir, out_dir, settings: RunSettings = RunSettings(), *, annotations_dir=None,
+               out_format: str | None = None, render_dir=None,
+               frames: FrameRange = FrameRange()) -> tuple[list[ClipJob], BatchReport]:
+    """The clips of ``clips_dir`` still to track, in name order, and a report that lists as
+    skipped those whose output already exists (outputs are written atomically, so an existing
+    file is complete: a rerun resumes a killed batch). The outputs are checked first
+    (``check_batch_outputs``), which also removes temporary files that a killed run left."""
+    clips = check_batch_outputs(clips_dir, out_dir, settings.detection.detections,
+                                annotations_dir, out_format, render_dir)
+    jobs, report = [], BatchReport()
+    for clip in clips:
+        job = ClipJob(clip, batch_output(out_dir, clip, out_format), annotations_dir, out_format,
+                      batch_overlay(render_dir, clip), frames)
+        if job.out_path.exists():
+            report.skipped.append(job.name)
+            log.info("%s: output %s exists, skipped", job.name, job.out_path)
+        else:
+            jobs.append(job)
+    return jobs, report
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line for the batch summary: a PosetrackError's own message, else the type and text."""
+    return str(err) if isinstance(err, PosetrackError) else f"{type(err).__name__}: {err}"
+
+
+def run_job(job: ClipJob, models: Models, settings: RunSettings = RunSettings(), *,
+            progress: bool = True, on_frame=None) -> JobResult:
+    """Track one clip of a batch: look up its detections and annotations, track it, write its
+    output; a failure of the clip (a corrupt video, a missing detections file) becomes the
+    result's reason instead of an exception. The one per-clip function of both engines.
+
+    A clip whose output exists by now is skipped (never tracked twice), e.g. on a Ray worker
+    retrying a clip whose first worker died after writing it.
+    """
+    if job.out_path.exists():
+        return JobResult(job.name, skipped=True)
+    try:
+        folder = settings.detection.detections
+        detections = None if folder is None else file_for_clip(folder, job.name, "detection")
+        annotations = (None if job.annotations_dir is None
+                       else file_for_clip(job.annotations_dir, job.name, "annotation"))
+        summary = run_clip(job.clip, job.out_path, models, settings, annotations=annotations,
+                           detections_file=detections, out_format=job.out_format,
+                           render_path=job.render_path, frames=job.frames, lines_in_place=False,
+                           progress=progress, on_frame=on_frame)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # one bad clip must not end a batch of hundreds
+        reason = failure_reason(err)
+        log.error("%s failed: %s", job.name, reason, exc_info=not isinstance(err, PosetrackError))
+        return JobResult(job.name, failure=reason)
+    return JobResult(job.name, summary=summary)
+
+
 def run_batch(clips_dir, out_dir, models: Models, settings: RunSettings = RunSettings(), *,
               annotations_dir=None, out_format: str | None = None, progress: bool = True,
               on_clip=None, render_dir=None, frames: FrameRange = FrameRange()) -> BatchReport:
-    """Track every clip of ``clips_dir`` into ``out_dir/<clip>.json`` (or .csv, .jsonl).
+    """Track every clip of ``clips_dir`` into ``out_dir/<clip>.json`` (or .csv, .jsonl), one
+    after the other in this process (the built-in engine; ``cluster.run_batch_ray`` is the Ray
+    one).
 
-    A clip whose output file already exists is skipped (outputs are written atomically, so an
-    existing file is complete); a clip that fails is reported and the batch goes on.
-    ``settings.detection.detections``, when set, is a folder with one detection file per clip.
-    With ``render_dir``, each clip's overlay video goes to ``render_dir/<clip>.mp4``; ``frames``
-    selects the same frame range of every clip.
+    A clip whose output file already exists is skipped; a clip that fails is reported and the
+    batch goes on. ``settings.detection.detections``, when set, is a folder with one detection
+    file per clip. With ``render_dir``, each clip's overlay video goes to
+    ``render_dir/<clip>.mp4``; ``frames`` selects the same frame range of every clip.
+    ``on_clip(summary)`` is called after each clip tracked.
     """
-    out_dir = Path(out_dir)
-    clips = check_batch_outputs(clips_dir, out_dir, settings.detection.detections,
-                                annotations_dir, out_format, render_dir)
-    report = BatchReport()
-    for clip in clips:
-        name = clip_name(clip)
-        out_path = batch_output(out_dir, clip, out_format)
-        if out_path.exists():
-            report.skipped.append(name)
-            log.info("%s: output %s exists, skipped", name, out_path)
-            continue
-        try:
-            folder = settings.detection.detections
-            detections = None if folder is None else file_for_clip(folder, name, "detection")
-            annotations = None if annotations_dir is None else file_for_clip(annotations_dir, name, "annotation")
-            summary = run_clip(clip, out_path, models, settings, annotations=annotations,
-                               detections_file=detections, out_format=out_format,
-                               progress=progress, render_path=batch_overlay(render_dir, clip),
-                               frames=frames, lines_in_place=False)
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # one bad clip must not end a batch of hundreds
-            reason = str(err) if isinstance(err, PosetrackError) else f"{type(err).__name__}: {err}"
-            log.error("%s failed: %s", name, reason, exc_info=not isinstance(err, PosetrackError))
-            report.failed.append((name, reason))
-            continue
-        report.done.append(summary)
-        if on_clip is not None:
-            on_clip(summary)
+    jobs, report = plan_batch(clips_dir, out_dir, settings, annotations_dir=annotations_dir,
+                              out_format=out_format, render_dir=render_dir, frames=frames)
+    for job in jobs:
+        report.add(run_job(job, models, settings, progress=progress), on_clip)
     return report
