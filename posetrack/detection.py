@@ -74,8 +74,9 @@ class DetectorConfig:
         "Longer side, in pixels, the frame is resized to for the detector. Higher: small "
         "people are found, slower; lower: faster, misses small people."), low=32, multiple_of=32)
     max_detections: int = setting(100, (
-        "Most person boxes kept per frame (the highest-scoring ones). Lower: bounds the pose "
-        "work in crowds, drops the least sure people."), low=1)
+        "Most person boxes kept per frame (the highest-scoring ones), from the detector or from "
+        "--detections. Lower: bounds the pose work in crowds (a frame of thousands of boxes "
+        "costs no more than this many), drops the least sure people."), low=1)
     half: bool = setting(True, (
         "Run the detector in half precision on a GPU (about twice as fast, boxes within a "
         "pixel). Ignored on a CPU."), option="detector-half")
@@ -102,6 +103,12 @@ def _check_image(image) -> np.ndarray:
 def _sorted_by_score(detections: Detections) -> Detections:
     order = np.argsort(-detections.scores, kind="stable")
     return detections[order]
+
+
+def _top(detections: Detections, count: int | None) -> Detections:
+    """The ``count`` highest-scoring boxes, highest first (ties: file order); all if None."""
+    order = np.argsort(-detections.scores, kind="stable")
+    return detections[order if count is None else order[:count]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,26 +239,55 @@ class PrecomputedDetections:
         image_ids: image id of each frame, by frame index; None when the file's image ids are the
             0-based frame indices (videos). For a PoseTrack frame folder whose file uses the GT
             image ids, pass them in frame order.
+        max_detections: most boxes kept per frame, the highest-scoring ones (as the detector's
+            own ``max_detections``): a file with thousands of boxes in a frame costs no more than
+            this many. None: no limit.
+        source: the file the boxes came from, for messages.
 
     A frame without entries in the file has no people (an empty ``Detections``).
     """
 
     def __init__(self, by_image_id: Mapping[int, Detections], min_score: float = 0.0,
-                 image_ids: Sequence[int] | None = None):
+                 image_ids: Sequence[int] | None = None, max_detections: int | None = None,
+                 source: str = "the detections"):
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must lie in [0, 1], got {min_score!r}")
+        if max_detections is not None and max_detections < 1:
+            raise ValueError(f"max_detections must be >= 1 or None, got {max_detections!r}")
         self.min_score = float(min_score)
-        self._by_image_id = {int(k): _sorted_by_score(v[v.scores >= self.min_score])
+        self.source = str(source)
+        self._by_image_id = {int(k): _top(v[v.scores >= self.min_score], max_detections)
                              for k, v in by_image_id.items()}
         self._frame_to_image = None if image_ids is None else [int(i) for i in image_ids]
 
     @classmethod
-    def from_file(cls, path, min_score: float = 0.0,
-                  image_ids: Sequence[int] | None = None) -> "PrecomputedDetections":
+    def from_file(cls, path, min_score: float = 0.0, image_ids: Sequence[int] | None = None,
+                  max_detections: int | None = None) -> "PrecomputedDetections":
         """Read a COCO detection-results JSON ({image_id, category_id, bbox, score} list)."""
         from .formats import read_detections
 
-        return cls(read_detections(path), min_score, image_ids)
+        return cls(read_detections(path), min_score, image_ids, max_detections, source=str(path))
+
+    def check_frames(self, num_frames: int, clip="the clip") -> None:
+        """Raise PosetrackError unless the file's image ids are frames of a clip of
+        ``num_frames`` frames (the 0-based indices, or the ``image_ids`` given): ids beyond the
+        clip are named (the first few), and a file none of whose ids is a frame is almost surely
+        the wrong file. A file without any entry passes (no people anywhere)."""
+        valid = set(range(num_frames)) if self._frame_to_image is None \
+            else set(self._frame_to_image[:num_frames])
+        ids = self.image_ids
+        if not ids:
+            return
+        outside = [i for i in ids if i not in valid]
+        if not outside:
+            return
+        what = (f"the frame indices 0-{num_frames - 1} of {clip}" if self._frame_to_image is None
+                else f"the {len(valid)} image ids of {clip}'s annotations")
+        shown = ", ".join(map(str, outside[:5])) + (f" (and {len(outside) - 5} more)" if len(outside) > 5 else "")
+        if len(outside) == len(ids):
+            raise PosetrackError(f"{self.source}: none of its image ids is a frame of {clip} (its ids "
+                                 f"{shown}; expected {what}): detections of another clip?")
+        raise PosetrackError(f"{self.source}: image ids {shown} are not among {what}")
 
     @property
     def image_ids(self) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import sys
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from .fileio import atomic_write, read_json, write_json
 from .frame import NO_TRACK, Detections, Poses
 from .geometry import boxes_from_keypoints
 from .joints import NUM_JOINTS, POSETRACK17
+
+log = logging.getLogger(__name__)
 
 MAX_TRACK_ID = 10000  # the official evaluator offsets ids by 10000 x sequence index
 
@@ -681,27 +684,82 @@ class JsonLinesWriter:
 # Detections (COCO detection results)
 
 
+# A detections file may have up to this many bad entries (or this fraction of its entries, if
+# more) skipped with one warning; more than that and the file is refused: it is broken or not
+# what it claims to be.
+MAX_SKIPPED_ENTRIES = 3
+MAX_SKIPPED_FRACTION = 0.01
+
+
 def read_detections(path, person_category: int = 1) -> dict[int, Detections]:
     """Read a COCO detection-results JSON: a list of {image_id, category_id, bbox [x, y, w, h],
-    score}. Returns the person boxes grouped by image id (boxes of other categories are skipped;
-    an entry without category_id counts as a person)."""
+    score}. Returns the person boxes grouped by image id.
+
+    Every entry is checked and a problem names the file and the entry:
+
+    * not an object, no ``image_id``/``bbox``/``score``, an ``image_id`` that is not an integer,
+      a ``bbox`` that is not 4 numbers: the file is refused (not a detections file);
+    * a box that is not finite or has no positive width and height, a score that is not a finite
+      number in [0, 1]: the entry is skipped, with one warning counting them, when there are few
+      (at most ``MAX_SKIPPED_ENTRIES`` or ``MAX_SKIPPED_FRACTION`` of the entries); more and
+      the file is refused;
+    * entries of other categories than ``person_category`` are skipped with one warning naming
+      the categories (an entry without ``category_id`` counts as a person).
+    """
     data = read_json(path)
     if not isinstance(data, list):
         raise FormatError(path, "expected a JSON list of {image_id, category_id, bbox, score}")
     grouped: dict[int, list] = {}
+    bad: list[str] = []
+    other_categories: dict = {}
     for i, det in enumerate(data):
         if not isinstance(det, dict) or not {"image_id", "bbox", "score"} <= det.keys():
             raise FormatError(path, f"entry {i} needs 'image_id', 'bbox' and 'score'")
-        if det.get("category_id", person_category) != person_category:
+        category = det.get("category_id", person_category)
+        if category != person_category:
+            key = category if isinstance(category, (int, float, str)) and not isinstance(category, bool) \
+                else repr(category)
+            other_categories[key] = other_categories.get(key, 0) + 1
             continue
         image_id = _int(path, f"entry {i} image_id", det["image_id"])
         box = _xywh_box(path, f"entry {i}", "bbox", det["bbox"])
-        score = _numbers(path, f"entry {i}", "score", [det["score"]])[0]
+        if isinstance(det["score"], bool) or not isinstance(det["score"], (int, float)):
+            raise FormatError(path, f"entry {i}: 'score' must be a number, got {det['score']!r}")
+        score = float(det["score"])
+        problem = _detection_problem(det["bbox"], box, score)
+        if problem:
+            bad.append(f"entry {i} (image id {image_id}): {problem}")
+            continue
         grouped.setdefault(image_id, []).append((box, score))
+    if bad:
+        allowed = max(MAX_SKIPPED_ENTRIES, int(MAX_SKIPPED_FRACTION * len(data)))
+        if len(bad) > allowed:
+            raise FormatError(path, f"{len(bad)} of {len(data)} entries are not valid detections, "
+                                    f"e.g. {bad[0]}")
+        log.warning(
+            "%s: skipped %d invalid entr%s of %d: %s%s", path, len(bad), "y" if len(bad) == 1 else "ies",
+            len(data), "; ".join(bad[:3]), "; ..." if len(bad) > 3 else "")
+    if other_categories:
+        shown = ", ".join(f"{k} ({n})" for k, n in list(other_categories.items())[:5])
+        log.warning(
+            "%s: skipped %d entries whose category_id is not the person category %s: %s%s", path,
+            sum(other_categories.values()), person_category, shown,
+            ", ..." if len(other_categories) > 5 else "")
     return {
         image_id: Detections(np.stack([b for b, _ in rows]), np.array([s for _, s in rows]))
         for image_id, rows in grouped.items()
     }
+
+
+def _detection_problem(bbox, box_xyxy, score) -> str:
+    """Why one detection is unusable, or "" when it is fine."""
+    if not np.isfinite(box_xyxy).all():
+        return f"bbox {bbox} is not finite"
+    if not (box_xyxy[2] > box_xyxy[0] and box_xyxy[3] > box_xyxy[1]):
+        return f"bbox {bbox} has no positive width and height"
+    if not (math.isfinite(score) and 0.0 <= score <= 1.0):
+        return f"score {score!r} is not in [0, 1]"
+    return ""
 
 
 def video_from_frames(file_names: Sequence[str], poses: Sequence[Poses],

@@ -15,27 +15,59 @@ def box_area(boxes_xyxy: np.ndarray) -> np.ndarray:
         np.clip(boxes_xyxy[:, 3] - boxes_xyxy[:, 1], 0, None)
 
 
+# Most elements of a pairwise intermediate box_iou builds at once (about 8 MB per float64
+# array); larger inputs are processed in blocks of rows.
+_PAIR_BLOCK = 1 << 20
+
+
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """IoU of every pair: (Na, 4), (Nb, 4) xyxy -> (Na, Nb) float64 in [0, 1].
 
-    A pair whose union is empty (two zero-area boxes) has IoU 0.
+    A pair whose union is empty (two zero-area boxes) has IoU 0. Computed in blocks of rows, so
+    the memory used is the (Na, Nb) result plus a few MB, whatever the sizes.
     """
     a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    out = np.zeros((len(a), len(b)), np.float64)
+    area_a, area_b = box_area(a), box_area(b)
+    rows = max(1, _PAIR_BLOCK // max(len(b), 1))
+    for start in range(0, len(a), rows):
+        block = slice(start, start + rows)
+        out[block] = _iou_block(a[block], area_a[block], b, area_b)
+    return out
+
+
+def _iou_block(a, area_a, b, area_b) -> np.ndarray:
+    width = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = width * height
+    union = area_a[:, None] + area_b[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression of boxes by IoU (see ``suppress_by_similarity``).
+    """Greedy non-maximum suppression of boxes by IoU, with the rules of
+    ``suppress_by_similarity`` (visiting order, ties, NaN scores last, strictly greater than the
+    threshold suppresses).
+
+    Builds no (N, N) matrix: each kept box is compared with the boxes not yet decided, so memory
+    is O(N) and time O(N x kept) however many boxes a frame has.
 
     Returns:
         (K,) int64 indices of the kept boxes, highest score first.
     """
-    return suppress_by_similarity(box_iou(boxes_xyxy, boxes_xyxy), scores, iou_threshold)
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")
+    areas = box_area(boxes)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        iou = _iou_block(boxes[i:i + 1], areas[i:i + 1], boxes[rest], areas[rest])[0]
+        order = rest[~(iou > iou_threshold)]
+    return np.asarray(keep, dtype=np.int64)
 
 
 def suppress_by_similarity(similarity: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:

@@ -209,16 +209,21 @@ def _open_clip(input_path, annotations, frames: FrameRange = FrameRange()):
     return frames_for_posetrack(input_path, gt), gt
 
 
-def _detect_fn(models: Models, detections_file, gt: PoseTrackVideo | None, min_score: float):
+def _detect_fn(models: Models, detections_file, gt: PoseTrackVideo | None, min_score: float,
+               max_detections: int, num_frames: int | None, clip: str):
     """``detect(index, image)``: the detector's boxes, or the file's boxes for that frame (by the
     annotation file's image id when there is one, else by frame index) scoring ``min_score`` or
-    more (the detector applies its ``floor`` itself)."""
+    more (the detector applies its ``floor`` itself), at most ``max_detections`` of them. A
+    file's image ids are checked against the clip."""
     if detections_file is None:
         return lambda index, image: models.detector(image, index)
     from .detection import PrecomputedDetections
 
     image_ids = None if gt is None else [image.image_id for image in gt.images]
-    detections = PrecomputedDetections.from_file(detections_file, min_score, image_ids=image_ids)
+    detections = PrecomputedDetections.from_file(detections_file, min_score, image_ids=image_ids,
+                                                 max_detections=max_detections)
+    if image_ids is not None or num_frames is not None:
+        detections.check_frames(len(image_ids) if image_ids is not None else num_frames, clip)
     return lambda index, image: detections(image, index)
 
 
@@ -323,7 +328,10 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
                   inputs=[input_path, annotations, detections_file])
     out_format = tracks_format(out_path, out_format)
     source, gt = _open_clip(input_path, annotations, frames)
-    detect = _detect_fn(models, detections_file, gt, settings.detection.floor)
+    # a live source has no known length: its detections cannot be checked against it
+    num_frames = None if source.live else len(source.file_names)
+    detect = _detect_fn(models, detections_file, gt, settings.detection.floor,
+                        settings.detection.max_detections, num_frames, str(input_path))
     flow, estimate = stage_functions(models, settings.pose.max_batch)
     times = StageTimes(models.sync)
     smoother = None

@@ -114,6 +114,55 @@ def test_run_with_no_people_writes_an_empty_track_file(assets, tmp_path):
     assert len(read_posetrack(tmp_path / "t.json")) == FRAMES
 
 
+def _run_dets(assets, tmp_path, rows, *extra):
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    return CliRunner().invoke(main, [str(a) for a in (
+        "run", assets / "clip.mp4", "--detections", tmp_path / "d.json", "--pose-model",
+        assets / "tiny_res18_96x64.pth", "--device", "cpu", "--flow", "none", "--no-progress",
+        "--out", tmp_path / "t.json", *extra)])
+
+
+def test_run_refuses_detections_that_are_not_of_this_clip(assets, tmp_path):
+    beyond = _detections() + [dict(d, image_id=d["image_id"] + FRAMES) for d in _detections()]
+    result = _run_dets(assets, tmp_path, beyond)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert f"image ids {FRAMES}, {FRAMES + 1}, {FRAMES + 2}, {FRAMES + 3}, {FRAMES + 4} (and 5 more) " \
+           f"are not among the frame indices 0-{FRAMES - 1}" in result.output
+    other = [dict(d, image_id=d["image_id"] + 5000) for d in _detections()]
+    result = _run_dets(assets, tmp_path, other)
+    assert result.exit_code == 1 and "none of its image ids is a frame of" in result.output
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_run_skips_a_few_bad_boxes_and_refuses_many(assets, tmp_path, caplog):
+    rows = _detections()
+    rows[0] = dict(rows[0], bbox=[20, 20, -30, 80])  # one negative width among 20 boxes
+    with caplog.at_level("WARNING"):
+        result = _run_dets(assets, tmp_path, rows, "--output-box-threshold", "0",
+                           "--output-joint-threshold", "0")
+    assert result.exit_code == 0, result.output
+    assert any("skipped 1 invalid entry of 20" in r.getMessage() for r in caplog.records)
+    boxes = [a["bbox"] for a in json.loads((tmp_path / "t.json").read_text())["annotations"]]
+    assert all(w > 0 and h > 0 for _, _, w, h in boxes)
+    rows = [dict(d, bbox=[d["bbox"][0], d["bbox"][1], -30, 80]) for d in _detections()]
+    result = _run_dets(assets, tmp_path, rows)
+    assert result.exit_code == 1 and "20 of 20 entries are not valid detections" in result.output
+
+
+def test_max_detections_bounds_precomputed_boxes(assets, tmp_path):
+    """A frame of 100,000 boxes costs no more than --max-detections of them."""
+    rng = np.random.default_rng(0)
+    xy = rng.random((100_000, 2)) * [W - 30, H - 60]
+    crowd = [{"image_id": 0, "category_id": 1, "bbox": [x, y, 30, 60], "score": s}
+             for (x, y), s in zip(xy.tolist(), (0.3 + 0.6 * rng.random(100_000)).tolist())]
+    result = _run_dets(assets, tmp_path, crowd + _detections()[2:], "--max-detections", "10",
+                       "--output-box-threshold", "0", "--output-joint-threshold", "0", "--pose-nms-oks", "1",
+                       "--unify-iou", "1")
+    assert result.exit_code == 0, result.output
+    frame0 = [a for a in json.loads((tmp_path / "t.json").read_text())["annotations"] if a["image_id"] == 0]
+    assert 0 < len(frame0) <= 10
+
+
 def test_batch_resumes_and_reports_failures(assets, tmp_path):
     clips, dets, out = tmp_path / "clips", tmp_path / "dets", tmp_path / "out"
     clips.mkdir(), dets.mkdir()

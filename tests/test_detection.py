@@ -253,3 +253,123 @@ def test_yolo_leaves_torch_and_opencv_thread_counts_alone(yolo_files):
     finally:
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad detection files: refused with the entry named, or a few bad entries skipped with a count
+
+
+def _entries(n, **override):
+    rows = [{"image_id": k % 5, "category_id": 1, "bbox": [10 + k, 20, 30, 40], "score": 0.5}
+            for k in range(n)]
+    for index, changes in override.items():
+        rows[int(index[1:])].update(changes)
+    return rows
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ({"bbox": [10, 20, -30, 40]}, "no positive width and height"),  # negative width
+    ({"bbox": [10, 20, 30, 0]}, "no positive width and height"),  # zero height
+    ({"bbox": [10, float("nan"), 30, 40]}, "not finite"),
+    ({"bbox": [10, 20, float("inf"), 40]}, "not finite"),
+    ({"score": float("nan")}, r"score nan is not in \[0, 1\]"),
+    ({"score": 1.5}, r"score 1.5 is not in \[0, 1\]"),
+    ({"score": -0.1}, r"score -0.1 is not in \[0, 1\]"),
+])
+def test_a_few_bad_entries_are_skipped_with_one_counted_warning(tmp_path, caplog, bad, problem):
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(_entries(10, e3=bad)))
+    with caplog.at_level("WARNING"):
+        dets = PrecomputedDetections.from_file(path)
+    assert sum(len(dets.get(i)) for i in range(5)) == 9  # the bad one skipped, the rest kept
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "skipped 1 invalid entry of 10" in warnings[0]
+    assert str(path) in warnings[0] and "entry 3 (image id 3)" in warnings[0]
+    assert __import__("re").search(problem, warnings[0])
+
+
+def test_many_bad_entries_refuse_the_file(tmp_path):
+    # the user's case: every 3rd score NaN; dropping a third of the boxes silently is wrong
+    rows = _entries(30)
+    for row in rows[::3]:
+        row["score"] = float("nan")
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(PosetrackError, match=r"dets.json: 10 of 30 entries are not valid detections, "
+                                             r"e.g. entry 0 \(image id 0\): score nan"):
+        PrecomputedDetections.from_file(path)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"image_id": 0, "bbox": [1, 2, 3, 4]}, "entry 0 needs 'image_id', 'bbox' and 'score'"),
+    ({"image_id": 0.5, "bbox": [1, 2, 3, 4], "score": 0.5}, "entry 0 image_id must be an integer"),
+    ({"image_id": "0", "bbox": [1, 2, 3, 4], "score": 0.5}, "entry 0 image_id must be an integer"),
+    ({"image_id": 0, "bbox": [1, 2, 3], "score": 0.5}, "'bbox' has 3 values, expected 4"),
+    ({"image_id": 0, "bbox": ["a", 2, 3, 4], "score": 0.5}, "'bbox' must hold numbers"),
+    ({"image_id": 0, "bbox": [1, 2, 3, 4], "score": "high"}, "'score' must be a number"),
+    ([1, 2], "entry 0 needs"),
+])
+def test_malformed_entries_refuse_the_file(tmp_path, entry, message):
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([entry]))
+    with pytest.raises(PosetrackError, match=message):
+        PrecomputedDetections.from_file(path)
+
+
+def test_other_categories_are_reported(tmp_path, caplog):
+    rows = _entries(4) + [{"image_id": 0, "category_id": 3, "bbox": [1, 1, 5, 5], "score": 0.9}] * 2
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps(rows))
+    with caplog.at_level("WARNING"):
+        dets = PrecomputedDetections.from_file(path)
+    assert sum(len(dets.get(i)) for i in range(5)) == 4
+    assert any("skipped 2 entries whose category_id is not the person category 1: 3 (2)"
+               in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------------------------------------
+# Image ids that are not frames of the clip
+
+
+def test_image_ids_beyond_the_clip_are_named(tmp_path):
+    path = _write_results(tmp_path / "dets.json", [(k, 1, [1, 1, 5, 5], 0.9) for k in range(12)])
+    dets = PrecomputedDetections.from_file(path)
+    dets.check_frames(12, "clip.mp4")  # exactly the clip: fine
+    with pytest.raises(PosetrackError, match=r"dets.json: image ids 5, 6, 7, 8, 9 \(and 2 more\) "
+                                             r"are not among the frame indices 0-4 of clip.mp4"):
+        dets.check_frames(5, "clip.mp4")
+
+
+def test_a_file_of_another_clip_is_refused(tmp_path):
+    path = _write_results(tmp_path / "dets.json", [(1000 + k, 1, [1, 1, 5, 5], 0.9) for k in range(3)])
+    with pytest.raises(PosetrackError, match="none of its image ids is a frame of clip.mp4 .*another clip"):
+        PrecomputedDetections.from_file(path).check_frames(100, "clip.mp4")
+    # by annotation image ids: the ids of another sequence do not match
+    dets = PrecomputedDetections.from_file(path, image_ids=[1, 2, 3])
+    with pytest.raises(PosetrackError, match="none of its image ids .*image ids of seq"):
+        dets.check_frames(3, "seq")
+    PrecomputedDetections.from_file(path, image_ids=[1000, 1001, 1002]).check_frames(3, "seq")
+
+
+def test_an_empty_file_means_no_people(tmp_path):
+    path = tmp_path / "dets.json"
+    path.write_text("[]")
+    PrecomputedDetections.from_file(path).check_frames(10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded work: max_detections applies to precomputed boxes
+
+
+def test_max_detections_keeps_the_highest_scores(tmp_path):
+    rng = np.random.default_rng(0)
+    scores = rng.random(100_000)
+    xy = rng.random((100_000, 2)) * 1000
+    rows = [{"image_id": 0, "bbox": [x, y, 20, 40], "score": s} for (x, y), s in zip(xy.tolist(), scores.tolist())]
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(rows))
+    dets = PrecomputedDetections.from_file(path, max_detections=10)
+    frame = dets(None, 0)
+    assert len(frame) == 10
+    np.testing.assert_allclose(frame.scores, np.sort(scores)[::-1][:10], rtol=1e-6)
+    assert len(PrecomputedDetections.from_file(path, max_detections=None)(None, 0)) == 100_000

@@ -87,3 +87,38 @@ def test_propagate_points_keeps_shape_and_handles_no_points():
     assert propagate_points(np.zeros((0, 17, 2)), _ramp_flow()).shape == (0, 17, 2)
     with pytest.raises(ValueError, match="flow must have shape"):
         propagate_points(points, np.zeros((4, 5)))
+
+
+def test_nms_equals_the_similarity_matrix_rule():
+    """nms builds no (N, N) matrix; it keeps what suppress_by_similarity keeps on the full IoU."""
+    from posetrack.geometry import suppress_by_similarity
+
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 2, 50, 300):
+        xy = rng.random((n, 2)) * 200
+        boxes = np.concatenate([xy, xy + 10 + rng.random((n, 2)) * 60], axis=1)
+        scores = rng.choice([0.1, 0.5, 0.9, np.nan], size=n)  # ties and NaN scores included
+        for threshold in (0.0, 0.3, 0.7):
+            expected = suppress_by_similarity(box_iou(boxes, boxes), scores, threshold)
+            np.testing.assert_array_equal(nms(boxes, scores, threshold), expected)
+
+
+def test_box_iou_in_blocks_equals_one_block(monkeypatch):
+    from posetrack import geometry
+
+    rng = np.random.default_rng(2)
+    a = np.sort(rng.random((37, 4)) * 100, axis=1)[:, [0, 1, 2, 3]]
+    b = np.sort(rng.random((23, 4)) * 100, axis=1)
+    whole = box_iou(a, b)
+    monkeypatch.setattr(geometry, "_PAIR_BLOCK", 50)  # 2 rows of b at a time
+    np.testing.assert_array_equal(box_iou(a, b), whole)
+
+
+def test_nms_of_many_boxes_needs_no_pairwise_matrix():
+    # 200,000 boxes: an (N, N) float64 IoU would need 320 GB; row by row it is a few MB
+    rng = np.random.default_rng(3)
+    centres = rng.random((200_000, 2)) * 500
+    boxes = np.concatenate([centres - 20, centres + 20], axis=1)
+    kept = nms(boxes, rng.random(200_000), 0.05)
+    assert 0 < len(kept) < 2000
+    assert box_iou(boxes[kept], boxes[kept])[np.triu_indices(len(kept), 1)].max() <= 0.05
