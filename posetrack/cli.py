@@ -185,27 +185,44 @@ def weights_list(weights_dir: str | None) -> None:
     click.echo(f"\nweights folder: {cache_dir(weights_dir)}")
 
 
+_MIRROR_OPTION = click.option(
+    "--weights-mirror", metavar="URL", default=None,
+    help="Base URL of a mirror holding the weights files under their published names, tried "
+         "before the publisher (for when its host is down). Default: $POSETRACK_WEIGHTS_MIRROR.")
+
+
 @weights_group.command("download")
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @_WEIGHTS_DIR_OPTION
+@_MIRROR_OPTION
 @click.option("--force", is_flag=True, help="Download again even if the file is cached.")
-def weights_download(names: tuple[str, ...], weights_dir: str | None, force: bool) -> None:
+def weights_download(names: tuple[str, ...], weights_dir: str | None, weights_mirror: str | None,
+                     force: bool) -> None:
     """Download known models into the weights folder and check their hashes.
 
-    A file already cached is checked against its published hash instead.
+    A file already cached is checked against its published hash instead. Every NAME is tried
+    and reported on its own line; the exit code is 1 if any failed.
     """
     from .weights import cache_dir, download, model_info, verify
 
+    failed = 0
     for name in names:
-        info = model_info(name)
-        path = cache_dir(weights_dir) / info.file
-        if path.is_file() and not force:
-            digest = verify(path, info.name)
-            checked = "hash ok" if info.sha256 or info.sha256_prefix else f"no published hash, sha256 {digest}"
-            click.echo(f"{info.name}: already cached at {path} ({checked})")
-            continue
-        path = download(info.name, weights_dir, force=force)
-        click.echo(f"{info.name}: {path}")
+        try:
+            info = model_info(name)
+            path = cache_dir(weights_dir) / info.file
+            if path.is_file() and not force:
+                digest = verify(path, info.name)
+                checked = "hash ok" if info.sha256 or info.sha256_prefix else f"no published hash, sha256 {digest}"
+                _say(f"{info.name}: already cached at {path} ({checked})")
+                continue
+            path = download(info.name, weights_dir, force=force, mirror=weights_mirror,
+                            progress=not _quiet())
+            _say(f"{info.name}: {path}")
+        except PosetrackError as err:
+            failed += 1
+            click.echo(f"Error: {' '.join(str(err).split())}", err=True)
+    if failed:
+        sys.exit(1)
 
 
 @main.command("eval")

@@ -50,6 +50,9 @@ class ModelSpec:
     weights_dir: str | None = setting(None, (
         "Weights cache folder; none: $POSETRACK_WEIGHTS_DIR, else ~/.cache/posetrack/weights."),
         kind="dir")
+    weights_mirror: str | None = setting(None, (
+        "Base URL of a mirror holding the weights files under their published names, tried "
+        "before the publisher's host (for when it is down); none: $POSETRACK_WEIGHTS_MIRROR."))
 
     def __post_init__(self):
         validate(self)
@@ -137,6 +140,10 @@ def load_models(settings: RunSettings = RunSettings()) -> Models:
     from .pose import load_pose_estimator
 
     spec, pose = settings.models, settings.pose
+    if spec.weights_mirror:
+        from .weights import use_mirror
+
+        use_mirror(spec.weights_mirror)
     device = pick_device(spec.device)
     estimator = load_pose_estimator(spec.pose_model, device, flip_test=pose.flip_test,
                                     half=pose.half and device != "cpu", box_padding=pose.box_padding,

@@ -13,11 +13,19 @@ line), the environment variable ``POSETRACK_WEIGHTS_DIR``, ``$XDG_CACHE_HOME/pos
 ``~/.cache/posetrack/weights``. A file keeps its published name there, so one downloaded by hand
 from the manifest's URL can simply be copied in.
 
-Offline machines: a download is tried once, with a short connection timeout and no retries; if
-it fails, one :class:`PosetrackError` names the file, its URL and the exact path to put it at.
-Setting ``POSETRACK_OFFLINE=1`` skips the attempt entirely (useful behind firewalls that drop
-packets rather than refuse connections). Downloads are written to a temporary file and renamed
-only after the hash check passed, so a partial or corrupt file never sits under the real name.
+Sources, in order: the mirror (``$POSETRACK_WEIGHTS_MIRROR`` or ``--weights-mirror``: a base URL
+the file name is appended to, for when the publisher's host is down), the manifest's URL, then
+its fallback URLs (the same file under another release). Each is tried once, with a short
+connection timeout and no retries; if all fail, one :class:`PosetrackError` names the file, what
+each source answered and the exact path to put the file at. Setting ``POSETRACK_OFFLINE=1`` skips
+the attempt entirely (useful behind firewalls that drop packets rather than refuse connections).
+Downloads are written to a temporary file and renamed only after the hash check passed, so a
+partial or corrupt file never sits under the real name.
+
+A cached file is checked against its size and hash before it is used. Hashing takes a moment, so
+it is done once: the verified size, modification time and sha256 are remembered in
+``.posetrack-verified.json`` in the cache folder, and a file whose size or time changed is hashed
+again.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ log = logging.getLogger(__name__)
 
 ENV_WEIGHTS_DIR = "POSETRACK_WEIGHTS_DIR"
 ENV_OFFLINE = "POSETRACK_OFFLINE"
+ENV_MIRROR = "POSETRACK_WEIGHTS_MIRROR"
+VERIFIED_NAME = ".posetrack-verified.json"
 MANIFEST_NAME = "weights_manifest.json"
 KINDS = ("pose", "flow", "detector")
 LAYOUTS = ("original", "mmpose", "torchvision", "ultralytics")
@@ -64,6 +74,7 @@ class ModelInfo:
         input_hw: a pose model's input (height, width); None otherwise.
         file: the published file name, also its name in the cache folder.
         url: where it is downloaded from.
+        fallback_urls: other places publishing the same file, tried after ``url``.
         size_bytes: exact size, or None where not known.
         approx_mb: approximate size in MB, for display.
         sha256: full sha256 hex digest, or None where not known.
@@ -79,6 +90,7 @@ class ModelInfo:
     input_hw: tuple | None
     file: str
     url: str
+    fallback_urls: tuple
     size_bytes: int | None
     approx_mb: float
     sha256: str | None
@@ -132,7 +144,10 @@ def parse_manifest(data, source="manifest") -> dict[str, ModelInfo]:
             got = set(entry) if isinstance(entry, dict) else set()
             raise FormatError(source, f"models[{i}]: missing keys {sorted(wanted - got)}, "
                                       f"unknown keys {sorted(got - wanted)}")
-        info = ModelInfo(**{**entry, "input_hw": tuple(entry["input_hw"]) if entry["input_hw"] else None})
+        if not isinstance(entry["fallback_urls"], (list, tuple)) or not all(isinstance(u, str) for u in entry["fallback_urls"]):
+            raise FormatError(source, f"models[{i}]: fallback_urls must be a list of URLs")
+        info = ModelInfo(**{**entry, "input_hw": tuple(entry["input_hw"]) if entry["input_hw"] else None,
+                            "fallback_urls": tuple(entry["fallback_urls"])})
         if info.kind not in KINDS or info.layout not in LAYOUTS:
             raise FormatError(source, f"models[{i}] ({info.name}): kind must be one of {KINDS} and "
                                       f"layout one of {LAYOUTS}")
@@ -194,7 +209,8 @@ def list_models(folder=None) -> list[ModelStatus]:
 # Resolving and downloading
 
 
-def resolve(spec, weights_dir=None, kind: str | None = None, progress: bool = True) -> Path:
+def resolve(spec, weights_dir=None, kind: str | None = None, progress: bool = True,
+            mirror: str | None = None) -> Path:
     """A local weights file for ``spec``.
 
     Args:
@@ -202,11 +218,14 @@ def resolve(spec, weights_dir=None, kind: str | None = None, progress: bool = Tr
             published file name), which is downloaded into the cache folder if not there yet.
         weights_dir: the cache folder (default: see the module docstring).
         kind: if given, a known name must be a model of this kind ("pose", "flow", "detector").
-        progress: show a progress bar while downloading.
+        progress: show a progress bar while downloading (only when logging shows INFO, so
+            ``posetrack -q`` shows none).
+        mirror: a base URL tried first (default: ``$POSETRACK_WEIGHTS_MIRROR``).
 
     Raises:
-        PosetrackError: unknown name (with the closest known one), wrong kind, or a download
-            that failed (naming the file, the URL and where to put the file by hand).
+        PosetrackError: unknown name (with the closest known one), wrong kind, a cached file
+            that is not the published one (naming it and the command that replaces it), or a
+            download that failed (naming the file, each URL tried and where to put the file).
     """
     path = Path(str(spec)).expanduser()
     if path.is_file():
@@ -219,13 +238,30 @@ def resolve(spec, weights_dir=None, kind: str | None = None, progress: bool = Tr
     info = model_info(str(spec), kind)
     dest = cache_dir(weights_dir) / info.file
     if dest.is_file():
-        _check_size(dest, info, dest.stat().st_size)
+        check_cached(dest, info)
         return dest
-    return download(info.name, weights_dir, progress=progress)
+    return download(info.name, weights_dir, progress=progress, mirror=mirror)
 
 
-def download(name: str, weights_dir=None, progress: bool = True, force: bool = False) -> Path:
-    """Download the known model ``name`` into the cache folder and check its hash.
+def use_mirror(url: str) -> None:
+    """Make every later download of this process try ``url`` first (sets
+    ``$POSETRACK_WEIGHTS_MIRROR``; ``run``'s ``weights_mirror`` setting calls it, so the pose,
+    flow and detector weights all see it)."""
+    os.environ[ENV_MIRROR] = str(url)
+
+
+def source_urls(info: ModelInfo, mirror: str | None = None) -> list[str]:
+    """Where ``info``'s file is downloaded from, in the order tried: the mirror (argument, else
+    ``$POSETRACK_WEIGHTS_MIRROR``) + the file name, the manifest's URL, its fallback URLs."""
+    mirror = mirror or os.environ.get(ENV_MIRROR, "").strip() or None
+    urls = [f"{mirror.rstrip('/')}/{info.file}"] if mirror else []
+    return urls + [info.url] + [u for u in info.fallback_urls if u not in urls]
+
+
+def download(name: str, weights_dir=None, progress: bool = True, force: bool = False,
+             mirror: str | None = None) -> Path:
+    """Download the known model ``name`` into the cache folder and check its hash, trying each
+    of ``source_urls`` until one gives the published file.
 
     An already cached file is left alone unless ``force``. Returns the cached file's path.
     """
@@ -233,35 +269,94 @@ def download(name: str, weights_dir=None, progress: bool = True, force: bool = F
     dest = cache_dir(weights_dir) / info.file
     if dest.is_file() and not force:
         return dest
+    urls = source_urls(info, mirror)
     if os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no"):
-        raise _unreachable(info, dest, f"downloads are disabled ({ENV_OFFLINE} is set)")
-    request = urllib.request.Request(info.url, headers={"User-Agent": "posetrack"})
+        raise _unreachable(info, dest, [(None, f"downloads are disabled ({ENV_OFFLINE} is set)")])
+    failures = []
+    for url in urls:
+        try:
+            digest = _download_from(info, url, dest, progress)
+        except _SourceFailed as err:
+            failures.append((url, str(err)))
+            if len(urls) > 1:
+                log.warning("%s: %s from %s failed: %s", info.name, info.file, url, err)
+            continue
+        if not (info.sha256 or info.sha256_prefix):
+            log.warning("%s has no published hash, so it was not verified; its sha256 is %s",
+                        info.file, digest)
+        _remember_verified(dest, digest)
+        return dest
+    raise _unreachable(info, dest, failures)
+
+
+class _SourceFailed(Exception):
+    """One download source did not give the published file (the next one is tried)."""
+
+
+def _download_from(info: ModelInfo, url: str, dest: Path, progress: bool) -> str:
+    """Download ``url`` to ``dest`` (atomically) and check it; returns its sha256."""
+    request = urllib.request.Request(url, headers={"User-Agent": "posetrack"})
     try:
         response = urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT_S)
     except urllib.error.HTTPError as err:
-        raise _unreachable(info, dest, f"the server answered {err.code} {err.reason}") from None
+        raise _SourceFailed(f"the server answered {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
-        raise _unreachable(info, dest, f"{reason}") from None
+        raise _SourceFailed(f"{getattr(err, 'reason', err)}") from None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise PosetrackError(f"cannot create the weights folder {dest.parent}: {err.strerror}") from None
-    log.info("downloading %s from %s to %s", info.file, info.url, dest)
+    log.info("downloading %s from %s to %s", info.file, url, dest)
     with response:
         total = int(response.headers.get("Content-Length") or 0) or None
         try:
             with atomic_write(dest, "wb") as handle:
-                digest, size = _copy_with_progress(response, handle, total, info.file, progress)
-                _check_size(dest, info, size, downloaded=True)
-                _check_hash(dest, info, digest, downloaded=True)
+                show = progress and log.isEnabledFor(logging.INFO)
+                digest, size = _copy_with_progress(response, handle, total, info.file, show)
+                problem = _size_problem(info, size) or _hash_problem(info, digest)
+                if problem:
+                    raise _SourceFailed(f"the download is corrupt ({problem}); it was not saved")
         except (urllib.error.URLError, OSError) as err:
-            raise PosetrackError(f"downloading {info.file} from {info.url} failed: {err}; nothing "
-                                 f"was saved under {dest}") from None
+            raise _SourceFailed(f"the transfer failed ({err}); nothing was saved") from None
+    return digest
+
+
+def check_cached(path, info: ModelInfo) -> None:
+    """Raise PosetrackError unless the cached ``path`` has ``info``'s size and hash. The hash is
+    computed once per file version: a match is remembered with the file's size and
+    modification time (``VERIFIED_NAME`` in its folder)."""
+    path = Path(path)
+    stat = path.stat()
+    _check_size(path, info, stat.st_size)
     if not (info.sha256 or info.sha256_prefix):
-        log.warning("%s has no published hash, so it was not verified; its sha256 is %s",
-                    info.file, digest)
-    return dest
+        return
+    known = _verified(path.parent).get(path.name)
+    if known and known[:2] == [stat.st_size, stat.st_mtime_ns] and not _hash_problem(info, known[2]):
+        return
+    log.info("checking the sha256 of %s", path)
+    digest = sha256_of(path)
+    _check_hash(path, info, digest)
+    _remember_verified(path, digest)
+
+
+def _verified(folder: Path) -> dict:
+    """file name -> [size, mtime_ns, sha256] of the files verified in ``folder``."""
+    try:
+        data = json.loads((folder / VERIFIED_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_verified(path: Path, digest: str) -> None:
+    memo = _verified(path.parent)
+    stat = path.stat()
+    memo[path.name] = [stat.st_size, stat.st_mtime_ns, digest]
+    try:
+        with atomic_write(path.parent / VERIFIED_NAME, "w", encoding="utf-8") as handle:
+            json.dump(memo, handle, indent=1)
+    except (OSError, PosetrackError) as err:  # a read-only cache still works, hashing each time
+        log.debug("cannot remember the verified hash of %s: %s", path, err)
 
 
 def sha256_of(path) -> str:
@@ -283,6 +378,7 @@ def verify(path, name: str) -> str:
     _check_size(path, info, path.stat().st_size)
     digest = sha256_of(path)
     _check_hash(path, info, digest)
+    _remember_verified(path, digest)
     return digest
 
 
@@ -300,31 +396,40 @@ def _copy_with_progress(response, handle, total, label, progress):
     return digest.hexdigest(), size
 
 
-def _check_size(path, info: ModelInfo, size: int, downloaded: bool = False) -> None:
+def _size_problem(info: ModelInfo, size: int) -> str:
     if info.size_bytes is not None and size != info.size_bytes:
-        raise PosetrackError(_mismatch(path, info, f"size {size} bytes, expected {info.size_bytes}",
-                                       downloaded))
+        return f"size {size} bytes, expected {info.size_bytes}"
+    return ""
 
 
-def _check_hash(path, info: ModelInfo, digest: str, downloaded: bool = False) -> None:
+def _hash_problem(info: ModelInfo, digest: str) -> str:
     if info.sha256 and digest != info.sha256:
-        raise PosetrackError(_mismatch(path, info, f"sha256 {digest}, expected {info.sha256}", downloaded))
+        return f"sha256 {digest}, expected {info.sha256}"
     if info.sha256_prefix and not digest.startswith(info.sha256_prefix):
-        raise PosetrackError(_mismatch(
-            path, info, f"sha256 {digest}, expected it to start with {info.sha256_prefix}", downloaded))
+        return f"sha256 {digest}, expected it to start with {info.sha256_prefix}"
+    return ""
 
 
-def _mismatch(path, info, what, downloaded) -> str:
-    if downloaded:
-        return (f"the download of {info.file} from {info.url} is corrupt ({what}); it was not saved "
-                f"under {path}")
-    return (f"{path}: {what} - not the published {info.file}; delete it and download it again "
-            f"(`posetrack weights download {info.name}`)")
+def _check_size(path, info: ModelInfo, size: int) -> None:
+    if problem := _size_problem(info, size):
+        raise PosetrackError(_mismatch(path, info, problem))
 
 
-def _unreachable(info: ModelInfo, dest: Path, reason: str) -> PosetrackError:
+def _check_hash(path, info: ModelInfo, digest: str) -> None:
+    if problem := _hash_problem(info, digest):
+        raise PosetrackError(_mismatch(path, info, problem))
+
+
+def _mismatch(path, info, what) -> str:
+    return (f"{path}: {what} - not the published {info.file} (corrupt or incomplete); replace it "
+            f"with `posetrack weights download {info.name} --force`, or delete it")
+
+
+def _unreachable(info: ModelInfo, dest: Path, failures: list) -> PosetrackError:
+    tried = "; ".join(reason if url is None else f"{url}: {reason}" for url, reason in failures)
     return PosetrackError(
-        f"cannot download the {info.kind} weights {info.file} ({info.name!r}) from {info.url}: "
-        f"{reason}. On a machine without internet access, download that URL elsewhere and copy the "
+        f"cannot download the {info.kind} weights {info.file} ({info.name!r}): {tried}. "
+        f"On a machine without internet access, download {info.url} elsewhere and copy the "
         f"file to {dest} (the weights folder {dest.parent}; choose another with --weights-dir or "
-        f"{ENV_WEIGHTS_DIR}), or pass the file's path instead of the name {info.name!r}.")
+        f"{ENV_WEIGHTS_DIR}), or pass the file's path instead of the name {info.name!r}; if the "
+        f"publisher is down, set a mirror with --weights-mirror or {ENV_MIRROR}.")

@@ -109,7 +109,10 @@ def test_wrong_kind_is_an_error(tmp_path):
 
 def test_cached_file_is_used_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv(weights.ENV_OFFLINE, "1")
-    cached = tmp_path / weights.known_models()["yolo11n"].file
+    yolo = weights.known_models()["yolo11n"]
+    info = weights.ModelInfo(**{**yolo.__dict__, "sha256": None, "size_bytes": None})
+    monkeypatch.setattr(weights, "known_models", lambda: {info.name: info})
+    cached = tmp_path / info.file
     cached.write_bytes(b"weights")
     assert weights.resolve("yolo11n", tmp_path) == cached
     assert weights.resolve("yolo11n.pt", tmp_path) == cached  # the published file name works too
@@ -151,7 +154,8 @@ def _fake_model(monkeypatch, url, content=None, **fields):
     """Replace the manifest by one model 'fake-pose' served at url."""
     info = weights.ModelInfo(
         name="fake-pose", kind="pose", layout="mmpose", joints="coco17", backbone="resnet50",
-        input_hw=(256, 192), file=url.rsplit("/", 1)[1], url=url, size_bytes=None, approx_mb=0.001,
+        input_hw=(256, 192), file=url.rsplit("/", 1)[1], url=url, fallback_urls=(), size_bytes=None,
+        approx_mb=0.001,
         sha256=None, sha256_prefix=None, description="test")
     if content is not None:
         fields.setdefault("sha256_prefix", hashlib.sha256(content).hexdigest()[:8])
@@ -169,7 +173,8 @@ def test_download_checks_the_hash_and_writes_atomically(server, tmp_path, monkey
     path = weights.resolve("fake-pose", cache, progress=False)
     assert path == cache / "fake-1234.pth"
     assert path.read_bytes() == content
-    assert [p.name for p in cache.iterdir()] == ["fake-1234.pth"]  # no temporary file left
+    # no temporary file left; the verified hash remembered
+    assert sorted(p.name for p in cache.iterdir()) == [weights.VERIFIED_NAME, "fake-1234.pth"]
     assert weights.verify(path, "fake-pose") == hashlib.sha256(content).hexdigest()
 
 
@@ -260,3 +265,91 @@ def test_cli_download_verifies_a_cached_file(tmp_path):
     (tmp_path / info.file).write_bytes(b"not the real file")
     result = CliRunner().invoke(main, ["weights", "download", "raft-small", "--weights-dir", str(tmp_path)])
     assert result.exit_code == 1 and f"expected it to start with {info.sha256_prefix}" in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Trust offline and in outages: cached files checked once, every name tried, mirrors, fallbacks
+
+
+def test_yolo_files_are_pinned_with_a_fallback_release():
+    models = weights.known_models()
+    for name, sha256, size in (
+            ("yolo11n", "0ebbc80d4a7680d14987a577cd21342b65ecfd94632bd9a8da63ae6417644ee1", 5_613_764),
+            ("yolo11m", "d5ffc1a674953a08e11a8d21e022781b1b23a19b730afc309290bd9fb5305b95", 40_684_120)):
+        info = models[name]
+        assert (info.sha256, info.size_bytes) == (sha256, size)
+        assert info.fallback_urls == (info.url.replace("/v8.4.0/", "/v8.3.0/"),)
+
+
+def test_a_corrupt_cached_file_is_named_with_the_fix(tmp_path, monkeypatch):
+    content = b"published weights"
+    info = _fake_model(monkeypatch, "http://127.0.0.1:9/fake-1.pth", content)
+    (tmp_path / info.file).write_bytes(b"published weighTs")  # same size, one byte flipped
+    with pytest.raises(PosetrackError) as err:
+        weights.resolve("fake-pose", tmp_path)
+    text = str(err.value)
+    assert text.startswith(f"{tmp_path / info.file}: sha256 ")
+    assert "posetrack weights download fake-pose --force" in text
+
+
+def test_a_cached_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    content = b"published weights"
+    info = _fake_model(monkeypatch, "http://127.0.0.1:9/fake-1.pth", content)
+    path = tmp_path / info.file
+    path.write_bytes(content)
+    hashed = []
+    real = weights.sha256_of
+    monkeypatch.setattr(weights, "sha256_of", lambda p: hashed.append(p) or real(p))
+    for _ in range(3):
+        assert weights.resolve("fake-pose", tmp_path) == path
+    assert len(hashed) == 1  # verified once, remembered by size and modification time
+    path.write_bytes(b"published weighTs")  # replaced by a corrupt copy: checked again
+    with pytest.raises(PosetrackError, match="not the published"):
+        weights.resolve("fake-pose", tmp_path)
+    assert len(hashed) == 2
+
+
+def test_download_falls_back_and_tries_the_mirror_first(server, tmp_path, monkeypatch, caplog):
+    served, base = server
+    content = b"the published file"
+    (served / "release2").mkdir()
+    (served / "release2" / "fake.pth").write_bytes(content)
+    info = _fake_model(monkeypatch, f"{base}/release1/fake.pth", content,
+                       fallback_urls=(f"{base}/release2/fake.pth",))
+    assert weights.source_urls(info) == [info.url, f"{base}/release2/fake.pth"]
+    path = weights.download("fake-pose", tmp_path / "a", progress=False)  # release1: 404
+    assert path.read_bytes() == content
+    assert any("404" in r.getMessage() and "release1" in r.getMessage() for r in caplog.records)
+    # a mirror (argument or environment) is tried before the publisher
+    (served / "mirror").mkdir()
+    (served / "mirror" / "fake.pth").write_bytes(content)
+    monkeypatch.setenv(weights.ENV_MIRROR, f"{base}/mirror/")
+    assert weights.source_urls(info)[0] == f"{base}/mirror/fake.pth"
+    requested = []
+    real_open = weights.urllib.request.urlopen
+    monkeypatch.setattr(weights.urllib.request, "urlopen",
+                        lambda request, **kw: requested.append(request.full_url) or real_open(request, **kw))
+    weights.download("fake-pose", tmp_path / "b", progress=False)
+    assert requested == [f"{base}/mirror/fake.pth"]
+
+
+def test_every_source_failing_names_each(server, tmp_path, monkeypatch):
+    _, base = server
+    info = _fake_model(monkeypatch, f"{base}/r1/fake.pth", fallback_urls=(f"{base}/r2/fake.pth",))
+    with pytest.raises(PosetrackError) as err:
+        weights.download("fake-pose", tmp_path, progress=False, mirror=f"{base}/m")
+    text = str(err.value)
+    for url in (f"{base}/m/fake.pth", info.url, f"{base}/r2/fake.pth"):
+        assert f"{url}: the server answered 404" in text
+    assert "--weights-mirror" in text
+
+
+def test_cli_download_tries_every_name(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.ENV_OFFLINE, "1")
+    raft = weights.known_models()["raft-small"]
+    result = CliRunner().invoke(main, ["weights", "download", "yolo11n", "no-such-model", "raft-small",
+                                       "--weights-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("Error: ") for line in lines)
+    assert "yolo11n.pt" in lines[0] and "no-such-model" in lines[1] and raft.file in lines[2]
