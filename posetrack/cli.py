@@ -317,8 +317,8 @@ def report_command(results: str, video_path: str | None, out_path: str) -> None:
 @click.option("--batch", default="dynamic", show_default=True,
               help="'dynamic' (all boxes of a frame in one run) or a fixed batch size, e.g. 1.")
 @click.option("--joints", type=click.Choice(["coco17", "posetrack17"]), default=None,
-              help="The checkpoint's joint order. Default: posetrack17 when the file name says "
-                   "posetrack, else coco17.")
+              help="The checkpoint's joint order. Default: the dataset an mmpose checkpoint "
+                   "names in its meta, else posetrack17 when the file name says posetrack, else coco17.")
 @click.option("--weights-dir", type=click.Path(file_okay=False), default=None,
               help="The weights cache folder, for a registered model name.")
 def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, batch: str,

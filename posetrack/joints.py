@@ -107,6 +107,11 @@ POSETRACK17 = JointLayout(
     )),
 )
 
+# PoseTrack labels no ears: a network trained on PoseTrack (heatmaps in the POSETRACK17 order)
+# has ear channels that never saw a label, and their maxima are noise. Its estimator marks these
+# joints absent, so they count in no OKS (tracking, duplicate suppression) and are not written.
+UNTRAINED_IN_POSETRACK = ("left_ear", "right_ear")
+
 LAYOUTS = {layout.name: layout for layout in (COCO17, POSETRACK17)}
 NUM_JOINTS = 17
 

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from . import transforms
 from .errors import PosetrackError
 from .frame import NO_TRACK, Detections, Poses
-from .joints import COCO17, LAYOUTS, POSETRACK17, JointLayout, coco_to_posetrack
+from .joints import (COCO17, LAYOUTS, POSETRACK17, UNTRAINED_IN_POSETRACK, JointLayout,
+                     coco_to_posetrack)
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +409,8 @@ class PoseEstimator:
 
         Returns:
             Poses in the POSETRACK17 layout: keypoints in image pixels, keypoint scores the
-            heatmap maxima, boxes and box scores copied from ``detections``, track ids -1.
+            heatmap maxima (a PoseTrack-trained network's ears, never trained, are absent:
+            ``joints.UNTRAINED_IN_POSETRACK``), boxes and box scores copied from ``detections``, track ids -1.
         """
         n = len(detections)
         if n == 0:
@@ -416,6 +418,10 @@ class PoseEstimator:
         keypoints, scores = self.keypoints(image, detections.boxes_xyxy)
         if self.joint_layout == COCO17:
             keypoints, scores = coco_to_posetrack(keypoints, scores)
+        else:  # a PoseTrack-trained network: its ear channels were never trained
+            untrained = [POSETRACK17.index(name) for name in UNTRAINED_IN_POSETRACK]
+            keypoints[:, untrained] = np.nan
+            scores[:, untrained] = 0.0
         return Poses(boxes_xyxy=detections.boxes_xyxy, box_scores=detections.scores,
                      keypoints_xy=keypoints, keypoint_scores=scores,
                      track_ids=np.full(n, NO_TRACK, np.int64))
@@ -469,8 +475,9 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
         flip_test: see :class:`PoseEstimatorConfig`.
         half: float16 network on CUDA (torch backend only).
         box_padding: see :class:`PoseEstimatorConfig`.
-        joint_layout: "coco17" or "posetrack17". None: for a checkpoint, "posetrack17" when its
-            file name contains "posetrack", else "coco17"; for ONNX, the layout our exporter wrote
+        joint_layout: "coco17" or "posetrack17". None: for a checkpoint, the dataset its mmpose
+            meta names, else "posetrack17" when its file name contains "posetrack", else
+            "coco17"; for ONNX, the layout our exporter wrote
             into the file, else "coco17".
         input_size_hw: checkpoint only: crop size; None reads it from the file name ("256x192"),
             else (256, 192). An ONNX file states its own.

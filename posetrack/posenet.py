@@ -158,15 +158,44 @@ def read_checkpoint(path) -> dict[str, torch.Tensor]:
     ``module.`` prefix DataParallel adds. Loads with ``weights_only=True``: a file that needs
     arbitrary code to unpickle is refused.
     """
+    return _state_dict(path, _load_file(path))
+
+
+def _load_file(path):
+    """The unpickled contents of a checkpoint file (tensors and plain data only)."""
     path = Path(path)
     if not path.is_file():
         raise PosetrackError(f"{path}: checkpoint file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or non-checkpoint files
-        raise PosetrackError(f"{path}: cannot read as a torch checkpoint "
-                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                             ) from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or non-checkpoint files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        if "weights_only" in str(err):  # torch's hint to unpickle arbitrary code: not for us
+            first = "it holds Python objects other than tensors and plain data, or is corrupt"
+        raise PosetrackError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: "
+                             f"{first}); it may be truncated or not a weights file") from None
+
+
+# mmpose dataset types in a checkpoint's meta['config'] -> the joint layout of its heatmaps
+_DATASET_LAYOUTS = (("PoseTrack18", "posetrack17"), ("Coco", "coco17"))
+
+
+def joint_layout_from_meta(obj) -> str | None:
+    """The joint layout a checkpoint names itself: mmpose files carry their training config as
+    text in ``meta['config']``, whose ``dataset_type`` (e.g. ``TopDownPoseTrack18Dataset``,
+    ``TopDownCocoDataset``) says which joints the heatmaps are. None when the file does not say."""
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    config = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(config, str):
+        return None
+    types = re.findall(r"dataset_type\s*=\s*['\"](\w+)['\"]", config) or re.findall(r"\b(\w+Dataset)\b", config)
+    for name, layout in _DATASET_LAYOUTS:
+        if any(name.lower() in t.lower() for t in types):
+            return layout
+    return None
+
+
+def _state_dict(path, obj) -> dict[str, torch.Tensor]:
     while isinstance(obj, dict) and not _all_tensors(obj):
         wrapper = next((k for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
         if wrapper is None:
@@ -228,7 +257,8 @@ def infer_input_size(path) -> tuple[int, int] | None:
 
 
 def infer_joint_layout(path) -> str:
-    """"posetrack17" when the file name says posetrack, else "coco17" (the public checkpoints)."""
+    """From the file name alone: "posetrack17" when it says posetrack, else "coco17" (the
+    public checkpoints). Used only when the checkpoint does not name its dataset."""
     return "posetrack17" if "posetrack" in Path(path).name.lower() else "coco17"
 
 
@@ -244,15 +274,18 @@ def load_posenet(path, *, depth: int | None = None, num_joints: int | None = Non
         num_joints: None takes it from ``final_layer.weight``.
         input_size_hw: None reads "256x192"/"384x288" from the file name, else (256, 192). The
             network is fully convolutional, so the file cannot tell.
-        joint_layout: "coco17" or "posetrack17"; None: "posetrack17" when the file name contains
-            "posetrack", else "coco17".
+        joint_layout: "coco17" or "posetrack17"; None: the dataset the checkpoint names
+            (``joint_layout_from_meta``), else "posetrack17" when the file name contains
+            "posetrack", else "coco17". A renamed mmpose file keeps its layout.
         device: where the model goes.
 
     Raises:
         PosetrackError: unreadable file; keys of neither layout; or keys/shapes that do not fit
             the network, with the missing keys, unexpected keys and shape mismatches listed.
     """
-    state = read_checkpoint(path)
+    contents = _load_file(path)
+    state = _state_dict(path, contents)
+    joint_layout = joint_layout or joint_layout_from_meta(contents) or infer_joint_layout(path)
     layout = checkpoint_layout(state)
     if layout is None:
         raise PosetrackError(f"{path}: not a SimpleBaseline checkpoint: no key starts with "
@@ -274,7 +307,7 @@ def load_posenet(path, *, depth: int | None = None, num_joints: int | None = Non
     config = PoseNetConfig(
         depth=depth, num_joints=num_joints,
         input_size_hw=input_size_hw or infer_input_size(path) or (256, 192),
-        joint_layout=joint_layout or infer_joint_layout(path))
+        joint_layout=joint_layout)
     model = SimpleBaseline(config)
     load_state_dict_strict(model, state, source=f"{path} ({layout} layout)")
     log.info("loaded %s: SimpleBaseline ResNet-%d, %d joints (%s), input %dx%d", path, depth,

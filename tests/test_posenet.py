@@ -175,8 +175,14 @@ def test_not_a_checkpoint(tmp_path, content, message):
 def test_unreadable_and_missing_files(tmp_path):
     path = tmp_path / "text.pth"
     path.write_text("not a checkpoint")
-    with pytest.raises(PosetrackError, match="cannot read as a torch checkpoint"):
+    with pytest.raises(PosetrackError, match="not a readable torch checkpoint") as err:
         load_posenet(path)
+    assert "weights_only" not in str(err.value)  # torch's hint to run arbitrary code: not given
+    truncated = tmp_path / "truncated.pth"
+    torch.save(_model().state_dict(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    with pytest.raises(PosetrackError, match="truncated.pth: not a readable torch checkpoint"):
+        load_posenet(truncated)
     with pytest.raises(PosetrackError, match="not found"):
         load_posenet(tmp_path / "absent.pth")
 
@@ -238,3 +244,26 @@ def test_export_onnx_command_bad_checkpoint_is_one_line(tmp_path):
                                        str(tmp_path / "m.onnx")])
     assert result.exit_code == 1
     assert "not a SimpleBaseline checkpoint" in result.output and "Traceback" not in result.output
+
+
+MMPOSE_CONFIG = """
+dataset_type = '{dataset}'
+data = dict(train=dict(type=dataset_type, ann_file='annotations/train.json'))
+"""
+
+
+@pytest.mark.parametrize("name, dataset, expected", [
+    # a renamed PoseTrack model is still a PoseTrack model: the checkpoint says so
+    ("renamed.pth", "TopDownPoseTrack18Dataset", "posetrack17"),
+    ("my_posetrack_finetune.pth", "TopDownCocoDataset", "coco17"),  # the file, not the name
+    ("res50_posetrack18.pth", None, "posetrack17"),  # no meta: the name decides
+    ("renamed.pth", None, "coco17"),
+])
+def test_joint_layout_comes_from_the_checkpoint(tmp_path, name, dataset, expected):
+    layout = "posetrack17" if expected == "posetrack17" else "coco17"
+    content = {"state_dict": _as_mmpose(_model(layout=layout).state_dict())}
+    if dataset is not None:
+        content["meta"] = {"config": MMPOSE_CONFIG.format(dataset=dataset), "mmpose_version": "0.8.0"}
+    torch.save(content, tmp_path / name)
+    assert load_posenet(tmp_path / name).config.joint_layout == expected
+    assert load_posenet(tmp_path / name, joint_layout="coco17").config.joint_layout == "coco17"
