@@ -45,7 +45,7 @@ def _other_value(cls, f, tmp_path):
         path.write_text("[]")
         return str(path)
     if base is str:
-        return default + "x"
+        return (default or "") + "x"  # an optional text (None by default) too
     if base is int:
         return default + (meta.get("multiple_of") or 1)
     low, high = meta.get("low"), meta.get("high")
