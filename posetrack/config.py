@@ -204,6 +204,8 @@ def load_yaml_config(path, sections: dict, renamed: dict | None = None) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise PosetrackError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise PosetrackError(f"{path}: not a text file (cannot be decoded as UTF-8)") from None
     if not isinstance(data, dict):
         raise PosetrackError(f"{path}: expected a mapping of sections ({', '.join(sections)})")
     old_sections = {old.split(".")[0] for old in renamed} - set(sections)

@@ -9,6 +9,7 @@ have NaN coordinates; joints without a score have a NaN score.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -173,8 +174,9 @@ def _parse_2018(path, data) -> PoseTrackTable:
         if image_id in row_of_id:
             raise FormatError(path, f"image id {image_id} appears twice in 'images'")
         row_of_id[image_id] = i
-        regions = _regions_2018(path, i, entry.get("ignore_regions_x", []),
-                                entry.get("ignore_regions_y", []))
+        with _entry(path, f"images[{i}]"):
+            regions = _regions_2018(path, i, entry.get("ignore_regions_x") or [],
+                                    entry.get("ignore_regions_y") or [])
         known = {"id", "file_name", "is_labeled", "ignore_regions_x", "ignore_regions_y"}
         images.append(ImageInfo(
             image_id=image_id,
@@ -214,7 +216,8 @@ def _people_2018_each(path, annotations_json, row_of_id):
             raise FormatError(path, f"annotations[{a}] refers to image id {image_id}, "
                                     "which is not in 'images'")
         frames.append(row_of_id[image_id])
-        people.append(_person_2018(path, a, ann))
+        with _entry(path, f"annotations[{a}]"):
+            people.append(_person_2018(path, a, ann))
     return _columns(frames, people)
 
 
@@ -311,19 +314,21 @@ def _parse_2017(path, data) -> PoseTrackTable:
         where = f"annolist[{i}]"
         if not isinstance(entry, dict) or "image" not in entry:
             raise FormatError(path, f"{where} has no 'image'")
-        name = _unwrap(_unwrap(entry["image"]).get("name", "")) if entry["image"] else ""
-        regions = []
-        for r, region in enumerate(entry.get("ignore_regions") or []):
-            points = region.get("point", []) if isinstance(region, dict) else []
-            xy = [(_unwrap(p["x"]), _unwrap(p["y"])) for p in points]
-            regions.append(_numbers(path, f"{where}.ignore_regions[{r}]", "point", xy).reshape(-1, 2))
-        is_labeled = entry.get("is_labeled")
-        extra = {"imgnum": _unwrap(entry["imgnum"])} if "imgnum" in entry else {}
-        images.append(ImageInfo(None, str(name), True if is_labeled is None else bool(_unwrap(is_labeled)),
-                                tuple(regions), extra))
+        with _entry(path, where):
+            name = _unwrap(_unwrap(entry["image"]).get("name", "")) if entry["image"] else ""
+            regions = []
+            for r, region in enumerate(entry.get("ignore_regions") or []):
+                points = region.get("point", []) if isinstance(region, dict) else []
+                xy = [(_unwrap(p["x"]), _unwrap(p["y"])) for p in points]
+                regions.append(_numbers(path, f"{where}.ignore_regions[{r}]", "point", xy).reshape(-1, 2))
+            is_labeled = entry.get("is_labeled")
+            extra = {"imgnum": _unwrap(entry["imgnum"])} if "imgnum" in entry else {}
+            images.append(ImageInfo(None, str(name), True if is_labeled is None else bool(_unwrap(is_labeled)),
+                                    tuple(regions), extra))
         for r, rect in enumerate(entry.get("annorect") or []):
             frames.append(i)
-            people.append(_person_2017(path, f"{where}.annorect[{r}]", rect))
+            with _entry(path, f"{where}.annorect[{r}]"):
+                people.append(_person_2017(path, f"{where}.annorect[{r}]", rect))
     return _table(images, _columns(frames, people), "posetrack17")
 
 
@@ -366,6 +371,19 @@ def _regions_2018(path, i, xs, ys):
     return tuple(regions)
 
 
+@contextlib.contextmanager
+def _entry(path, where):
+    """Turn a type surprise inside one entry (a list where an object belongs, text where a
+    number does, ...) into a FormatError naming the file and the entry."""
+    try:
+        yield
+    except FormatError:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError) as err:
+        detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise FormatError(path, f"{where} does not have the expected structure ({detail})") from None
+
+
 def _unwrap(value):
     """2017 files wrap scalars in one-element lists: [5] -> 5."""
     while isinstance(value, list) and len(value) == 1:
@@ -374,7 +392,8 @@ def _unwrap(value):
 
 
 def _int(path, where, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and not math.isfinite(value)) or value != int(value):
         raise FormatError(path, f"{where} must be an integer, got {value!r}")
     return int(value)
 
@@ -382,7 +401,7 @@ def _int(path, where, value) -> int:
 def _numbers(path, where, key, value) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise FormatError(path, f"{where}: '{key}' must hold numbers") from None
     return array.reshape(-1) if array.ndim <= 1 else array
 
@@ -484,28 +503,30 @@ def write_posetrack18(path, video: PoseTrackVideo) -> None:
 
 
 def _annotation_2018(image_id, serial, person: Poses, head) -> dict:
-    keypoints = person.keypoints_xy[0]
-    present = ~np.isnan(keypoints).any(axis=1)
+    """One person as a 2018 annotation. Only finite numbers are written (strict JSON): a joint
+    with a non-finite coordinate is absent, a non-finite score 0, a non-finite box left out."""
+    keypoints = person.keypoints_xy[0].astype(np.float64)
+    present = np.isfinite(keypoints).all(axis=1)
     triples = np.zeros((len(keypoints), 3), np.float64)
     triples[present, :2] = keypoints[present]
     triples[present, 2] = 1
     scores = person.keypoint_scores[0].astype(np.float64)
-    box = person.boxes_xyxy[0]
-    if np.isnan(box).any():
-        box = _tight_box(keypoints)
+    box = person.boxes_xyxy[0].astype(np.float64)
+    if not np.isfinite(box).all():
+        box = _tight_box(np.where(present[:, None], keypoints, np.nan))
     ann = {
         "id": serial,
         "image_id": image_id,
         "category_id": 1,
         "track_id": int(person.track_ids[0]),
         "keypoints": triples.round(2).ravel().tolist(),
-        "scores": [] if np.isnan(scores[present]).all() and present.any()
-        else np.where(present & ~np.isnan(scores), scores, 0.0).round(5).tolist(),
+        "scores": [] if not np.isfinite(scores[present]).any() and present.any()
+        else np.where(present & np.isfinite(scores), scores, 0.0).round(5).tolist(),
     }
-    if not np.isnan(box).any():
-        ann["bbox"] = [round(float(v), 2) for v in (box[0], box[1], box[2] - box[0], box[3] - box[1])]
-    if not np.isnan(head).any():
-        ann["bbox_head"] = [round(float(v), 2) for v in (head[0], head[1], head[2] - head[0], head[3] - head[1])]
+    for key, xyxy in (("bbox", box), ("bbox_head", np.asarray(head, np.float64))):
+        xywh = np.array([xyxy[0], xyxy[1], xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]])
+        if np.isfinite(xywh).all():
+            ann[key] = [round(float(v), 2) for v in xywh]
     if math.isfinite(person.box_scores[0]):
         ann["score"] = round(float(person.box_scores[0]), 5)
     return ann
