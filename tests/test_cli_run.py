@@ -138,8 +138,7 @@ def test_run_skips_a_few_bad_boxes_and_refuses_many(assets, tmp_path, caplog):
     rows = _detections()
     rows[0] = dict(rows[0], bbox=[20, 20, -30, 80])  # one negative width among 20 boxes
     with caplog.at_level("WARNING"):
-        result = _run_dets(assets, tmp_path, rows, "--output-box-threshold", "0",
-                           "--output-joint-threshold", "0")
+        result = _run_dets(assets, tmp_path, rows, "--output-joint-threshold", "0")
     assert result.exit_code == 0, result.output
     assert any("skipped 1 invalid entry of 20" in r.getMessage() for r in caplog.records)
     boxes = [a["bbox"] for a in json.loads((tmp_path / "t.json").read_text())["annotations"]]
@@ -156,8 +155,7 @@ def test_max_detections_bounds_precomputed_boxes(assets, tmp_path):
     crowd = [{"image_id": 0, "category_id": 1, "bbox": [x, y, 30, 60], "score": s}
              for (x, y), s in zip(xy.tolist(), (0.3 + 0.6 * rng.random(100_000)).tolist())]
     result = _run_dets(assets, tmp_path, crowd + _detections()[2:], "--max-detections", "10",
-                       "--output-box-threshold", "0", "--output-joint-threshold", "0", "--pose-nms-oks", "1",
-                       "--unify-iou", "1")
+                       "--output-joint-threshold", "0", "--pose-nms-oks", "1", "--unify-iou", "1")
     assert result.exit_code == 0, result.output
     frame0 = [a for a in json.loads((tmp_path / "t.json").read_text())["annotations"] if a["image_id"] == 0]
     assert 0 < len(frame0) <= 10
