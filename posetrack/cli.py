@@ -363,6 +363,7 @@ def export_onnx_command(checkpoint: str, out_path: str, input_size: str | None, 
 # ---------------------------------------------------------------------------------------------
 # posetrack run / batch
 
+from .cluster import RayConfig  # noqa: E402
 from .config import dump_settings, pop_settings, renamed_options, settings_options  # noqa: E402
 from .run import RENAMED_KEYS, RENAMED_OPTIONS, RunSettings  # noqa: E402
 
@@ -461,13 +462,22 @@ def run(input_path, out_path, render_path, show, annotations, progress, out_form
 @click.option("--render", "render_dir", type=click.Path(file_okay=False),
               help="Also write one overlay video per clip into this folder (created if missing): "
                    "<clip>.mp4, H.264.")
+@click.option("--engine", type=click.Choice(["builtin", "ray"]), default="builtin", show_default=True,
+              help="builtin: one clip after the other in this process. ray: clips spread over Ray "
+                   "workers, one per GPU (or per --cpus-per-worker cores) of this machine or of "
+                   "the cluster at --address (pip install 'posetrack[ray]').")
+@config_options(RayConfig, prefix="ray__", group="Ray engine (--engine ray)")
 @_run_options
 def batch(clips_dir, out_dir, annotations, render_dir, progress, out_format, start, end, max_frames,
-          print_config, **options):
+          print_config, engine, **options):
     """Track every video and frame folder in CLIPS_DIR; rerun to resume after a stop."""
+    ray_config = pop_config(RayConfig, options, prefix="ray__")
     settings = _settings(options)
     if print_config:
         return _print_config(settings)
+    if engine != "ray" and ray_config != RayConfig():
+        raise PosetrackError("--address, --workers, --gpus-per-worker, --cpus-per-worker and "
+                             "--retries are settings of --engine ray")
     from .run import FrameRange, check_batch_outputs, load_models, run_batch
 
     for folder in (out_dir, render_dir):
@@ -478,11 +488,16 @@ def batch(clips_dir, out_dir, annotations, render_dir, progress, out_format, sta
             raise PosetrackError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
     check_batch_outputs(clips_dir, out_dir, settings.detection.detections, annotations,
                         out_format, render_dir)  # before the models load
-    models = load_models(settings)
-    report = run_batch(clips_dir, out_dir, models, settings, annotations_dir=annotations,
-                       out_format=out_format, progress=progress and not _quiet(),
-                       render_dir=render_dir, frames=FrameRange(start, end, max_frames),
-                       on_clip=lambda s: _say("\n".join(s.lines())))
+    common = dict(annotations_dir=annotations, out_format=out_format,
+                  progress=progress and not _quiet(), render_dir=render_dir,
+                  frames=FrameRange(start, end, max_frames),
+                  on_clip=lambda s: _say("\n".join(s.lines())))
+    if engine == "ray":
+        from .cluster import run_batch_ray
+
+        report = run_batch_ray(clips_dir, out_dir, settings, ray_config, **common)
+    else:
+        report = run_batch(clips_dir, out_dir, load_models(settings), settings, **common)
     _say(f"batch: {len(report.done)} done, {len(report.skipped)} skipped (output already "
          f"there), {len(report.failed)} failed")
     for name, reason in report.failed:

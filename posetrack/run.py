@@ -538,6 +538,7 @@ class BatchReport:
     done: list = field(default_factory=list)  # RunSummary per clip processed now
     skipped: list = field(default_factory=list)  # clip names whose output already existed
     failed: list = field(default_factory=list)  # (clip name, reason)
+    placed: dict = field(default_factory=dict)  # clip name -> the Ray node that tracked it
 
     def add(self, result: JobResult, on_clip=None) -> None:
         """Record a clip's result; ``on_clip(summary)`` is called for a clip tracked now."""

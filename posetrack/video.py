@@ -728,3 +728,18 @@ class _ReadAhead:
             if self._thread.is_alive():
                 log.warning("the frame reader thread %s did not stop within %g s",
                             self._thread.name, _JOIN_TIMEOUT_S)
+
+
+def count_frames(path) -> int:
+    """A clip's frame count as its container or folder states it, without decoding any frame
+    (for ordering work; 0 when it cannot be opened). ``open_frames`` gives the exact count."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(1 for p in path.iterdir() if _is_image(p))
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if capture.isOpened() else 0
+    finally:
+        capture.release()
