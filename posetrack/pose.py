@@ -204,6 +204,36 @@ def decode_heatmaps_torch(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return coords, scores
 
 
+def calibration_crops(frames, input_size_hw: tuple[int, int], max_crops: int = 256,
+                      box_padding: float = transforms.BOX_PADDING, mirrored: bool = True):
+    """Network inputs cut from real frames, for int8 calibration (``posenet.quantize_onnx``).
+
+    Args:
+        frames: iterable of ``(image, boxes_xyxy)``: (H, W, 3) uint8 BGR and (N, 4) person boxes.
+        input_size_hw: the network's crop size.
+        max_crops: stop after this many crops (spread over the frames in order).
+        mirrored: also yield each crop mirrored, as the flip test feeds them.
+
+    Yields:
+        (1, 3, h, w) float32 normalised RGB crops, exactly as the estimator cuts them.
+    """
+    h, w = input_size_hw
+    count = 0
+    for image, boxes in frames:
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if len(boxes) == 0:
+            continue
+        centers, scales = transforms.box_to_center_scale(boxes, (h, w), box_padding)
+        crops = crop_boxes(image_to_tensor(image, "cpu"), transforms.affine_matrices(centers, scales, (w, h)), (h, w))
+        if mirrored:
+            crops = with_mirrored(crops)
+        for crop in crops.numpy():
+            yield crop[None]
+            count += 1
+            if count >= max_crops:
+                return
+
+
 # ---------------------------------------------------------------------------------------------
 # Backends: (N, 3, H, W) normalised crops -> (N, J, H/4, W/4) float32 heatmaps
 
@@ -298,6 +328,7 @@ class OnnxBackend:
         else:
             providers = ["CPUExecutionProvider"]
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: its graph optimiser's notes are not the user's
         if threads:
             options.intra_op_num_threads = threads
         try:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision
 from torch import nn
@@ -403,3 +404,138 @@ def export_onnx(model: SimpleBaseline, path, *, batch_size: int | None = None,
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
     return path
+
+
+def quantize_onnx(path, out_path, calibration_batches, *, per_channel: bool = True) -> Path:
+    """Write an int8 copy of an ONNX heatmap model (ONNX Runtime static quantisation).
+
+    Weights become int8 (one scale per output channel with ``per_channel``) and activations
+    uint8, with scales calibrated on real crops: the activation ranges of a pose network depend
+    on what it sees, so ``calibration_batches`` should be crops cut from footage like the target
+    (``pose.calibration_crops``). The result is QDQ format (quantise/dequantise pairs around each
+    quantised operator), which ONNX Runtime's CPU provider fuses into int8 kernels. A model below
+    opset 13 is converted to 13 first (per-channel QDQ needs it). Metadata (joint layout, input
+    size) is carried over and ``posetrack.quantization`` added.
+
+    Args:
+        path: the float .onnx model.
+        out_path: where to write the int8 model (never the input itself); written atomically.
+        calibration_batches: iterable of (N, 3, H, W) float32 arrays the model accepts (a model
+            with a fixed batch of 1 needs N = 1).
+        per_channel: per-output-channel weight scales (more accurate for depthwise and small
+            convolutions, which a single tensor-wide scale crushes).
+    """
+    try:
+        import onnx
+        from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                              quantize_static)
+    except ImportError as err:
+        raise PosetrackError(f"int8 quantisation needs onnx and onnxruntime ({err})") from None
+    import tempfile
+
+    from .fileio import publish
+
+    path, out_path = Path(path), Path(out_path)
+    if not path.is_file():
+        raise PosetrackError(f"{path}: ONNX model not found")
+    if out_path.resolve() == path.resolve():
+        raise PosetrackError(f"{out_path}: the int8 model would overwrite its float input; "
+                             "choose another output file")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as err:  # onnx raises DecodeError and others for a bad file
+        raise PosetrackError(f"{path}: cannot read it as an ONNX model ({err})") from None
+    input_name = proto.graph.input[0].name
+    batches = [np.ascontiguousarray(b, dtype=np.float32) for b in calibration_batches]
+    if not batches:
+        raise PosetrackError("int8 calibration needs at least one batch of crops")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._items = iter(batches)
+
+        def get_next(self):
+            batch = next(self._items, None)
+            return None if batch is None else {input_name: batch}
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quantize-") as work:
+        source = _prepared_for_quantization(path, Path(work))
+        target = Path(work) / "int8.onnx"
+        hush = _DropMessage("pre-processing before quantization")  # done above, in our way
+        logging.getLogger().addFilter(hush)
+        try:
+            quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=per_channel, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
+        finally:
+            logging.getLogger().removeFilter(hush)
+        quantized = onnx.load(str(target))
+        used = {name for node in quantized.graph.node for name in node.input}
+        kept = [t for t in quantized.graph.initializer if t.name in used]
+        del quantized.graph.initializer[:]
+        quantized.graph.initializer.extend(kept)  # the opset conversion's leftovers
+        del quantized.metadata_props[:]
+        for prop in proto.metadata_props:
+            quantized.metadata_props.add().CopyFrom(prop)
+        entry = quantized.metadata_props.add()
+        entry.key = "posetrack.quantization"
+        entry.value = (f"int8 static QDQ ({'per-channel' if per_channel else 'per-tensor'} "
+                       f"weights), calibrated on {sum(len(b) for b in batches)} crops")
+        onnx.save(quantized, str(target))
+        publish(target, out_path)
+    return out_path
+
+
+def _prepared_for_quantization(path: Path, work: Path) -> Path:
+    """The float model with batch norms folded into the convolutions (ONNX Runtime's basic graph
+    optimisation, so each convolution is quantised with its final weights) at opset 13 or above
+    (older files, e.g. opset 8, are converted), written into ``work``."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, version_converter
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(work / "folded.onnx")
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own types for a bad model
+        raise PosetrackError(f"{path}: ONNX Runtime cannot load it ({str(err).splitlines()[0]})") from None
+    proto = onnx.load(str(work / "folded.onnx"))
+    del proto.opset_import[:]
+    original = onnx.load(str(path), load_external_data=False)
+    proto.opset_import.extend(original.opset_import)  # the optimiser lists every domain it knows
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < 13:
+        # The converter resolves every tensor through the graph inputs, as IR version 3 demanded
+        # of initialisers; list them there for the conversion, then take them out again so the
+        # quantiser sees constant weights.
+        listed = {i.name for i in proto.graph.input}
+        extra = [helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                 for t in proto.graph.initializer if t.name not in listed]
+        proto.graph.input.extend(extra)
+        try:
+            proto = version_converter.convert_version(proto, 13)
+        except Exception as err:  # the converter raises RuntimeError / ConvertError
+            raise PosetrackError(f"{path}: cannot convert opset {opset} to 13 for quantisation "
+                                 f"({str(err).splitlines()[0]})") from None
+        weights = {t.name for t in proto.graph.initializer}
+        inputs = [i for i in proto.graph.input if i.name not in weights]
+        del proto.graph.input[:]
+        proto.graph.input.extend(inputs)
+        proto.ir_version = max(proto.ir_version, 7)
+    source = work / "float.onnx"
+    onnx.save(onnx.shape_inference.infer_shapes(proto), str(source))  # tensor shapes for the quantiser
+    return source
+
+
+class _DropMessage(logging.Filter):
+    """Drops log records containing a given text (a library's advice that does not apply)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record) -> bool:
+        return self.text not in record.getMessage()

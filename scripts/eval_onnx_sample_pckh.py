@@ -15,7 +15,11 @@ reproduces it.
 
     python scripts/eval_onnx_sample_pckh.py \
         --model ../shared/assets/models/mobilenetv2_simplepose_coco17_256x192.onnx \
-        --sample ../shared/assets/posetrack18_sample [--no-flip] [--render /tmp/pckh]
+        --sample ../shared/assets/posetrack18_sample [--no-flip] [--render /tmp/pckh] \
+        [--reference float.onnx]
+
+``--reference`` also runs a second model on the same boxes (e.g. the float model an int8 copy
+was made from) and prints both scores and how far the two models' joints lie apart.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class PckhResult:
     per_joint_count: np.ndarray = field(default_factory=lambda: np.zeros(17, int))
     per_sequence: dict = field(default_factory=dict)
     oks: list = field(default_factory=list)  # one value per annotated person
+    keypoints: list = field(default_factory=list)  # (N, 13, 2) predictions per frame
+    head_sizes: list = field(default_factory=list)  # (N,) per frame
 
     @property
     def pckh(self) -> float:
@@ -100,6 +106,8 @@ def evaluate(model, sample_dir, flip_test: bool = True, device: str = "cpu",
             seq_joints += int(labelled.sum())
             result.per_joint_hits[SHARED_SLOTS] += hits.sum(axis=0)
             result.per_joint_count[SHARED_SLOTS] += labelled.sum(axis=0)
+            result.keypoints.append(poses.keypoints_xy[:, SHARED_SLOTS])
+            result.head_sizes.append(head_sizes_from_boxes(heads))
             result.oks += list(person_oks(poses.keypoints_xy[:, SHARED_SLOTS],
                                           gt.keypoints_xy[:, SHARED_SLOTS], gt.boxes_xyxy,
                                           np.asarray(POSETRACK17.sigmas)[SHARED_SLOTS]))
@@ -139,9 +147,24 @@ def main() -> None:
     parser.add_argument("--no-flip", action="store_true", help="Turn the flip test off.")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--render", type=Path, default=None, help="Write overlay PNGs here.")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="A second model to compare with on the same boxes (e.g. the float "
+                             "model of an int8 copy).")
     args = parser.parse_args()
     result = evaluate(args.model, args.sample, flip_test=not args.no_flip, device=args.device,
                       render_dir=args.render)
+    if args.reference is not None:
+        reference = evaluate(args.reference, args.sample, flip_test=not args.no_flip,
+                             device=args.device)
+        print(f"reference {args.reference.name}: PCKh@0.5 {reference.hits}/{reference.joints} = "
+              f"{reference.pckh:.3f}, mean OKS {reference.mean_oks:.3f}")
+        distance = np.concatenate([np.linalg.norm(a - b, axis=2).ravel() for a, b in
+                                   zip(result.keypoints, reference.keypoints)])
+        relative = np.concatenate([(np.linalg.norm(a - b, axis=2) / h[:, None]).ravel() for a, b, h
+                                   in zip(result.keypoints, reference.keypoints, result.head_sizes)])
+        print(f"joints against the reference ({len(distance)}): median {np.median(distance):.2f} px,"
+              f" mean {distance.mean():.2f} px, {np.mean(relative <= 0.1):.3f} within 0.1 head "
+              f"size, {np.mean(relative <= PCKH_THRESHOLD):.3f} within {PCKH_THRESHOLD} head size")
     for name, (hits, joints) in result.per_sequence.items():
         print(f"{name}: {hits}/{joints} = {hits / max(joints, 1):.3f}")
     for slot in SHARED_SLOTS:
