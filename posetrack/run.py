@@ -22,7 +22,7 @@ from .errors import PosetrackError
 from .fileio import check_outputs
 from .flow import FlowConfig
 from .formats import PoseTrackVideo, read_posetrack, video_from_frames, write_tracks
-from .pipeline import PipelineConfig, StageTimes, filter_output, iter_tracked
+from .pipeline import FrameInputs, PipelineConfig, StageTimes, filter_output, iter_tracked
 from .smoothing import SmoothingConfig
 from .tracker import Tracker, TrackerConfig
 from .transforms import BOX_PADDING
@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POSE_MODEL = "res50-posetrack18-256x192"
 DEFAULT_DETECTOR = "yolo11n"
+# Frames per detection/flow chunk when pipeline.frame_batch is 0. CPU: scripts/benchmark.py
+# measured no gain from larger chunks with DIS and precomputed boxes (see README "Speed"), and a
+# chunk holds K decoded frames; GPU: batching the detector and RAFT over 8 frames is the setting
+# scripts/gpu_check.sh measures against 1 (not yet run on a GPU).
+CPU_FRAME_BATCH = 1
+GPU_FRAME_BATCH = 8
+
+
+def default_frame_batch(device: str) -> int:
+    """Frames per detection/flow chunk when the setting is 0 (by device)."""
+    return CPU_FRAME_BATCH if str(device) == "cpu" else GPU_FRAME_BATCH
 
 
 @dataclass(frozen=True)
@@ -218,12 +229,13 @@ def _open_clip(input_path, annotations, frames: FrameRange = FrameRange()):
 
 def _detect_fn(models: Models, detections_file, gt: PoseTrackVideo | None, min_score: float,
                max_detections: int, num_frames: int | None, clip: str):
-    """``detect(index, image)``: the detector's boxes, or the file's boxes for that frame (by the
-    annotation file's image id when there is one, else by frame index) scoring ``min_score`` or
-    more (the detector applies its ``floor`` itself), at most ``max_detections`` of them. A
-    file's image ids are checked against the clip."""
+    """``detect_batch(indices, images) -> list[Detections]``: the detector's boxes (one network
+    call for the chunk), or the file's boxes for those frames (by the annotation file's image id
+    when there is one, else by frame index) scoring ``min_score`` or more (the detector applies
+    its ``floor`` itself), at most ``max_detections`` of them. A file's image ids are checked
+    against the clip."""
     if detections_file is None:
-        return lambda index, image: models.detector(image, index)
+        return lambda indices, images: models.detector.detect_batch(images, indices)
     from .detection import PrecomputedDetections
 
     image_ids = None if gt is None else [image.image_id for image in gt.images]
@@ -231,7 +243,7 @@ def _detect_fn(models: Models, detections_file, gt: PoseTrackVideo | None, min_s
                                                  max_detections=max_detections)
     if image_ids is not None or num_frames is not None:
         detections.check_frames(len(image_ids) if image_ids is not None else num_frames, clip)
-    return lambda index, image: detections(image, index)
+    return lambda indices, images: detections.detect_batch(images, indices)
 
 
 def batched_estimate(estimator, max_batch: int):
@@ -257,38 +269,69 @@ def batched_estimate(estimator, max_batch: int):
 class DeviceFrames:
     """``upload(image) -> tensor``: each frame's device copy, made once.
 
-    Remembers the last two frames (the flow stage sees frames k-1 and k, the pose stage frame k),
-    so on a GPU the flow and the pose crops share one upload per frame. Frames are recognised by
-    identity: meant for a decoder that hands out a new array per frame, as ``open_frames`` does.
+    Remembers the last ``keep`` frames (the flow stage sees a chunk of frames and the one
+    before it, the pose stage each frame of the chunk, and a worker may be uploading the next
+    chunk meanwhile), so on a GPU the flow and the pose crops share one upload per frame. Frames
+    are recognised by identity: meant for a decoder that hands out a new array per frame, as
+    ``open_frames`` does. Safe to call from two threads.
     """
 
-    def __init__(self, device):
+    def __init__(self, device, keep: int = 2):
+        import threading
+
         self.device = device
+        self.keep = max(int(keep), 1)
         self._copies: list = []  # [(array, tensor)], oldest first
+        self._lock = threading.Lock()
 
     def __call__(self, image):
-        for array, tensor in self._copies:
-            if array is image:
-                return tensor
+        with self._lock:
+            for array, tensor in self._copies:
+                if array is image:
+                    return tensor
         from .pose import image_to_tensor
 
         tensor = image_to_tensor(image, self.device)
-        self._copies = self._copies[-1:] + [(image, tensor)]
+        with self._lock:
+            self._copies = self._copies[len(self._copies) + 1 - self.keep:] + [(image, tensor)]
         return tensor
 
 
-def stage_functions(models: Models, max_pose_batch: int):
-    """``(flow, estimate)`` for ``track_frames``. The flow gives flow-field objects, kept at the
-    resolution and on the device they were computed at (``flow.field``; the tracker samples them
-    at the joints, so no full-size field reaches the host). On a GPU with a flow that takes device
-    frames (RAFT), flow and pose crops share the frame's one device copy."""
-    flow = None if models.flow is None else models.flow.field
+def stage_functions(models: Models, max_pose_batch: int, detect_batch=None, frame_batch: int = 1,
+                    overlap: bool = False, times: StageTimes | None = None):
+    """``(inputs, estimate)`` for ``iter_tracked``: the chunked detection and flow
+    (:class:`pipeline.FrameInputs`, whose flows are flow-field objects kept at the resolution
+    and on the device they were computed at; the tracker samples them at the joints, so no
+    full-size field reaches the host) and the pose stage.
+
+    On a GPU with RAFT, flow and pose crops share each frame's one device copy, RAFT takes the
+    chunk's K pairs as one batch, and with ``overlap`` the next chunk is prepared on a second
+    CUDA stream.
+    """
     estimate = batched_estimate(models.estimator, max_pose_batch)
-    if flow is None or not str(models.device).startswith("cuda") or not hasattr(models.flow, "fields"):
-        return flow, estimate
-    upload = DeviceFrames(models.device)
-    return (lambda previous, image: flow(upload(previous), upload(image)),
-            lambda image, boxes: estimate(upload(image), boxes))
+    flow, stream = models.flow, None
+    flow_batch = None
+    if flow is not None:
+        def flow_batch(images):
+            return [flow.field(a, b) for a, b in zip(images, images[1:])]
+    if flow is not None and str(models.device).startswith("cuda") and hasattr(flow, "fields"):
+        import torch
+
+        from .flow import DeviceFlowField
+
+        upload = DeviceFrames(models.device, keep=2 * frame_batch + 2)
+        pose_estimate = estimate
+
+        def flow_batch(images):  # noqa: F811  (the GPU version of the above)
+            size = images[0].shape[:2]
+            return [DeviceFlowField(f, size) for f in flow.fields([upload(i) for i in images])]
+
+        def estimate(image, boxes):
+            return pose_estimate(upload(image), boxes)
+        stream = torch.cuda.Stream(models.device) if overlap else None
+    if detect_batch is None:
+        detect_batch = _detect_fn(models, None, None, 0.0, 0, None, "")
+    return FrameInputs(detect_batch, flow_batch, frame_batch, overlap, times, stream), estimate
 
 
 def clip_outputs(out_path, render_path=None, out_format: str | None = None) -> list[tuple]:
@@ -337,10 +380,15 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
     source, gt = _open_clip(input_path, annotations, frames)
     # a live source has no known length: its detections cannot be checked against it
     num_frames = None if source.live else len(source.file_names)
-    detect = _detect_fn(models, detections_file, gt, settings.detection.floor,
-                        settings.detection.max_detections, num_frames, str(input_path))
-    flow, estimate = stage_functions(models, settings.pose.max_batch)
+    detect_batch = _detect_fn(models, detections_file, gt, settings.detection.floor,
+                              settings.detection.max_detections, num_frames, str(input_path))
     times = StageTimes(models.sync)
+    # a live source is tracked frame by frame unless asked otherwise: a chunk would delay it
+    frame_batch = settings.pipeline.frame_batch or (1 if source.live else default_frame_batch(models.device))
+    inputs, estimate = stage_functions(
+        models, settings.pose.max_batch,
+        detect_batch, frame_batch,
+        overlap=True, times=times)
     smoother = None
     if settings.smoothing.enabled:
         from .smoothing import TrackSmoother
@@ -370,8 +418,9 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
         stop = StopRequest()
         if source.live:
             stack.enter_context(stop.on_ctrl_c())
-        tracked = iter_tracked(stop.frames(source), detect, estimate, flow, Tracker(settings.tracker),
-                               settings.pipeline, times, min_score=settings.detection.min_score)
+        tracked = iter_tracked(stop.frames(source), None, estimate, None, Tracker(settings.tracker),
+                               settings.pipeline, times, min_score=settings.detection.min_score,
+                               inputs=inputs)
         try:
             for index, image, poses in tracked:
                 poses = filter_output(poses, settings.pipeline)

@@ -273,3 +273,38 @@ def test_detection_min_score_filters_a_detections_file(assets, tmp_path):
               "--device", "cpu", "--flow", "none", "--no-progress", "--out", tmp_path / "t.json"]
     result = _run("run", assets / "clip.mp4", "--detection-min-score", "0.95", *common)  # boxes score 0.9
     assert result.exit_code == 0 and "0 people" in result.output, result.output
+
+
+def _same_tracks(path_a, path_b, tolerance_px=0.5):
+    a, b = read_posetrack(path_a), read_posetrack(path_b)
+    assert len(a.poses) == len(b.poses)
+    for frame_a, frame_b in zip(a.poses, b.poses):
+        np.testing.assert_array_equal(frame_a.track_ids, frame_b.track_ids)
+        np.testing.assert_allclose(frame_a.keypoints_xy, frame_b.keypoints_xy, atol=tolerance_px)
+
+
+def test_frame_batch_does_not_change_the_tracks(assets, tmp_path):
+    """Detection and flow in chunks of 8 frames (one of them short), prepared in a worker
+    thread: the same ids and keypoints as frame by frame."""
+    common = ["--detections", assets / "clip.json", "--pose-model", assets / "tiny_res18_96x64.pth",
+              "--device", "cpu", "--flow", "dis", "--no-progress", "--output-joint-threshold", "0"]
+    for k in (1, 8):
+        result = _run("run", assets / "clip.mp4", "--out", tmp_path / f"k{k}.json", "--frame-batch", k, *common)
+        assert result.exit_code == 0, result.output
+    _same_tracks(tmp_path / "k1.json", tmp_path / "k8.json")
+    assert sum(len(p) for p in read_posetrack(tmp_path / "k8.json").poses) >= FRAMES
+
+
+def test_frame_batch_does_not_change_the_tracks_of_a_real_clip(tmp_path, shared_dir):
+    """The store-aisle clip (67 frames, three people, one passing in front of another) with the
+    real small pose model: --frame-batch 8 gives the same ids, keypoints within 0.5 px."""
+    pytest.importorskip("onnxruntime")
+    common = ["--detections", shared_dir / "assets/detections/intel_preview_store-aisle-detection.json",
+              "--pose-model", shared_dir / ONNX_MODEL, "--flow", "dis", "--device", "cpu",
+              "--no-progress"]
+    clip = shared_dir / "assets/videos/intel_preview_store-aisle-detection.mp4"
+    for k in (1, 8):
+        result = _run("run", clip, "--out", tmp_path / f"k{k}.json", "--frame-batch", k, *common)
+        assert result.exit_code == 0, result.output
+    _same_tracks(tmp_path / "k1.json", tmp_path / "k8.json")
+    assert len({t for p in read_posetrack(tmp_path / "k8.json").poses for t in p.track_ids}) >= 3

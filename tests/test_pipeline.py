@@ -133,3 +133,65 @@ def test_pose_nms_drops_propagated_duplicates_and_keeps_every_detected_person():
     assert pose_nms(poses[:2], np.array([DETECTED, DETECTED]), 0.7, 0.4).tolist() == [0, 1]
     assert pose_nms(poses, np.full(4, PROPAGATED), 1.0, 0.4).tolist() == [0, 1, 2, 3]  # 1: off
     assert pose_nms(poses[:1], np.array([PROPAGATED]), 0.7, 0.4).tolist() == [0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames in chunks: detection and flow K frames at a time, the tracks unchanged
+
+
+@pytest.mark.parametrize("frame_batch, overlap", [(1, True), (3, False), (8, False), (8, True), (20, True)])
+def test_chunked_detection_and_flow_give_the_same_tracks(frame_batch, overlap):
+    from posetrack.pipeline import FrameInputs
+
+    frames, detections = scene(num_frames=14, missed=(5, 6, 9))
+    calls = []
+
+    def detect(k, image):
+        return detections[k]
+
+    def detect_batch(indices, images):
+        calls.append(len(indices))
+        return [detections[k] for k in indices]
+
+    def flow_batch(images):
+        return [motion_flow(a, b) for a, b in zip(images, images[1:])]
+    reference = track_frames(frames, detect, fake_estimate, motion_flow, Tracker(), PipelineConfig(),
+                             StageTimes())
+    times = StageTimes()
+    inputs = FrameInputs(detect_batch, flow_batch, frame_batch, overlap, times)
+    chunked = track_frames(frames, None, fake_estimate, None, Tracker(), PipelineConfig(), times, inputs)
+    assert calls == [min(frame_batch, 14 - i) for i in range(0, 14, frame_batch)]  # one call per chunk
+    assert len(chunked) == len(reference) == 14
+    for got, want in zip(chunked, reference):
+        np.testing.assert_array_equal(got.track_ids, want.track_ids)
+        np.testing.assert_allclose(got.keypoints_xy, want.keypoints_xy, atol=1e-5)
+    assert times.seconds["detect"] > 0 and times.seconds["flow"] > 0
+
+
+def test_frame_inputs_give_each_frame_its_flow_from_the_previous_one():
+    from posetrack.pipeline import FrameInputs
+
+    frames = [(k, np.full((4, 4, 3), k, np.uint8)) for k in range(7)]
+    inputs = FrameInputs(lambda indices, images: [Detections.empty()] * len(images),
+                         lambda images: [(int(a[0, 0, 0]), int(b[0, 0, 0])) for a, b in zip(images, images[1:])],
+                         frame_batch=3, overlap=True)
+    got = [(index, motion) for index, _, _, motion in inputs(frames)]
+    assert got == [(0, None)] + [(k, (k - 1, k)) for k in range(1, 7)]
+    assert list(FrameInputs(None, None, 4)([])) == []
+    with pytest.raises(ValueError, match="frame_batch must be a positive integer"):
+        FrameInputs(None, None, 0)
+
+
+def test_a_failing_chunk_stops_the_loop_with_its_error():
+    from posetrack.pipeline import FrameInputs
+
+    def detect_batch(indices, images):
+        if 4 in indices:
+            raise RuntimeError("detector broke on frame 4")
+        return [Detections.empty()] * len(images)
+    frames = [(k, np.zeros((4, 4, 3), np.uint8)) for k in range(8)]
+    seen = []
+    with pytest.raises(RuntimeError, match="frame 4"):
+        for index, *_ in FrameInputs(detect_batch, None, 2, overlap=True)(frames):
+            seen.append(index)
+    assert seen == [0, 1, 2, 3]

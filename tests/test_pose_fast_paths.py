@@ -172,16 +172,22 @@ def test_device_frames_uploads_each_frame_once_and_keeps_two():
     np.testing.assert_array_equal(upload(frames[0]).numpy(), frames[0])
 
 
-def test_stage_functions_leave_cpu_models_as_they_are():
+def test_stage_functions_on_a_cpu_give_flow_fields_and_the_estimator():
     from posetrack.run import Models, stage_functions
 
     class Flow:
+        def __call__(self, prev, next_):
+            raise AssertionError("the full-size flow must not be asked for")
+
         def field(self, prev, next_):
-            return "field"
-    flow = Flow()
-    models = Models(estimator=_estimator(), flow=flow, detector=None, device="cpu")
-    got_flow, estimate = stage_functions(models, 64)
-    assert got_flow(None, None) == "field"  # the flow-field call, not the full-size one
+            return ("field", prev, next_)
+    models = Models(estimator=_estimator(), flow=Flow(), detector=None, device="cpu")
+    frames = [(k, _frame(k)) for k in range(3)]
     detections = Detections(BOXES, np.ones(len(BOXES), np.float32))
+    inputs, estimate = stage_functions(models, 64, lambda indices, images: [detections] * len(images),
+                                       frame_batch=2)
+    prepared = list(inputs(frames))
+    assert [p[0] for p in prepared] == [0, 1, 2] and prepared[0][3] is None
+    assert prepared[2][3][0] == "field" and prepared[2][3][1] is frames[1][1]
     np.testing.assert_array_equal(estimate(_frame(), detections).keypoints_xy,
                                   models.estimator(_frame(), detections).keypoints_xy)
