@@ -238,6 +238,26 @@ def calibration_crops(frames, input_size_hw: tuple[int, int], max_crops: int = 2
 # Backends: (N, 3, H, W) normalised crops -> (N, J, H/4, W/4) float32 heatmaps
 
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Padded batch sizes a captured CUDA graph is made for (crops per replay): a frame's crops go
+# through the smallest that holds them, or in chunks of the largest.
+GRAPH_BATCH_SIZES = (8, 16, 32, 64, 128)
+
+
+def graph_batch_plan(n: int, sizes=GRAPH_BATCH_SIZES) -> list[tuple[int, int]]:
+    """How ``n`` crops go through graphs captured for the padded batch ``sizes``: a list of
+    ``(crops, padded size)`` chunks, each chunk the largest size's worth of crops except the last,
+    which takes the smallest size that holds it. ``[]`` for no crops."""
+    sizes = sorted(sizes)
+    plan = []
+    while n > sizes[-1]:
+        plan.append((sizes[-1], sizes[-1]))
+        n -= sizes[-1]
+    if n > 0:
+        plan.append((n, next(size for size in sizes if size >= n)))
+    return plan
+
+
 class TorchBackend:
     """Runs a torch heatmap network.
 
@@ -246,43 +266,93 @@ class TorchBackend:
             ``SimpleBaseline`` or any module with that contract (a test fake).
         input_size_hw: crop size; None takes ``model.config.input_size_hw``.
         device: where the model runs and the crops are cut ("cpu", "cuda", "cuda:1", ...).
-        half: run the network in float16 (CUDA only; about 2x faster on recent GPUs, heatmap
-            maxima shift by well under a pixel).
+        half: the same as ``precision="fp16"``.
+        precision: "fp32", "fp16" or "bf16" weights and activations (CUDA only for the
+            16-bit ones: about 2x faster on tensor cores; heatmap maxima move well under a
+            pixel; bf16 has fp32's range, so no overflow in large activations).
         channels_last: keep weights and crops in NHWC memory order (the order tensor cores and
             oneDNN prefer); the same arithmetic, so the same keypoints up to float rounding.
         max_batch: run the network on at most this many crops at a time (None: all at once);
             the crops are still cut and decoded as one batch.
+        graphs: CUDA only: capture the network as CUDA graphs for the padded batch sizes of
+            ``GRAPH_BATCH_SIZES`` (each on first use) and replay them, so a frame's crops cost one
+            replay instead of one launch per layer; padding costs at most 2x the crops' work.
     """
 
     def __init__(self, model: torch.nn.Module, input_size_hw: tuple[int, int] | None = None,
                  device="cpu", half: bool = False, channels_last: bool = False,
-                 max_batch: int | None = None):
+                 max_batch: int | None = None, precision: str | None = None, graphs: bool = False):
         self.device = torch.device(device)
-        if half and self.device.type != "cuda":
-            raise PosetrackError(f"half precision needs a CUDA device, got {self.device}")
+        precision = precision or ("fp16" if half else "fp32")
+        if precision not in PRECISIONS:
+            raise PosetrackError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision != "fp32" and self.device.type != "cuda":
+            raise PosetrackError(f"{precision} precision needs a CUDA device, got {self.device}")
+        if graphs and self.device.type != "cuda":
+            raise PosetrackError(f"CUDA graphs need a CUDA device, got {self.device}")
         if input_size_hw is None:
             config = getattr(model, "config", None)
             if config is None:
                 raise PosetrackError("input_size_hw is needed for a model without a config")
             input_size_hw = config.input_size_hw
         self.input_size_hw = tuple(int(s) for s in input_size_hw)
-        self.half = half
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        self.half = precision == "fp16"
         self.channels_last = channels_last
         self.max_batch = _check_max_batch(max_batch)
-        self.model = model.eval().to(self.device)
-        if half:
-            self.model = self.model.half()
+        self.model = model.eval().to(self.device, self.dtype)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.graphs = graphs
+        self._graphs: dict = {}  # padded size -> (graph, static input, static output)
+        self._pool = None
 
     @torch.inference_mode()
     def __call__(self, crops: torch.Tensor) -> torch.Tensor:
-        crops = crops.to(self.device, torch.float16 if self.half else crops.dtype)
+        crops = crops.to(self.device, self.dtype)
         if self.channels_last:
             crops = crops.contiguous(memory_format=torch.channels_last)
+        if self.graphs:
+            return self._replay(crops)
         if self.max_batch is None or len(crops) <= self.max_batch:
             return self.model(crops).float()
         return torch.cat([self.model(chunk).float() for chunk in crops.split(self.max_batch)])
+
+    def _replay(self, crops: torch.Tensor) -> torch.Tensor:
+        outs, start = [], 0
+        for count, size in graph_batch_plan(len(crops)):
+            graph, static_in, static_out = self._graph(size)
+            static_in[:count].copy_(crops[start:start + count])
+            graph.replay()
+            outs.append(static_out[:count].float())  # a new tensor: the next replay overwrites
+            start += count
+        if not outs:
+            return self.model(crops).float()
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def _graph(self, size: int):
+        """The graph for a padded batch of ``size`` crops, captured on first use (after warm-up
+        runs on a side stream, as CUDA graph capture requires)."""
+        if size in self._graphs:
+            return self._graphs[size]
+        h, w = self.input_size_hw
+        static_in = torch.zeros((size, 3, h, w), device=self.device, dtype=self.dtype)
+        if self.channels_last:
+            static_in = static_in.contiguous(memory_format=torch.channels_last)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()  # all sizes share one memory pool
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.model(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            static_out = self.model(static_in)
+        self._graphs[size] = (graph, static_in, static_out)
+        return self._graphs[size]
 
 
 def _check_max_batch(max_batch):
@@ -495,7 +565,8 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
                         joint_layout: str | None = None,
                         input_size_hw: tuple[int, int] | None = None, depth: int | None = None,
                         weights_dir=None, onnx_threads: int | None = None,
-                        channels_last: bool = True, network_batch="auto") -> PoseEstimator:
+                        channels_last: bool = True, network_batch="auto",
+                        precision: str | None = None, cuda_graphs: bool = False) -> PoseEstimator:
     """Build a pose estimator from a registered weights name or a local file.
 
     Args:
@@ -504,8 +575,11 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
             heatmap model.
         device: "cpu", "cuda", "cuda:1", ...; crops are cut and the network runs there.
         flip_test: see :class:`PoseEstimatorConfig`.
-        half: float16 network on CUDA (torch backend only).
+        half: float16 network on CUDA (torch backend only); the same as ``precision="fp16"``.
         box_padding: see :class:`PoseEstimatorConfig`.
+        precision: torch backend: "fp32", "fp16" or "bf16" (16-bit: CUDA only); None: from
+            ``half``.
+        cuda_graphs: torch backend on CUDA: replay captured graphs (see ``TorchBackend``).
         joint_layout: "coco17" or "posetrack17". None: for a checkpoint, the dataset its mmpose
             meta names, else "posetrack17" when its file name contains "posetrack", else
             "coco17"; for ONNX, the layout our exporter wrote
@@ -528,9 +602,9 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
         input_size_hw = input_size_hw or (tuple(known.input_hw) if known.input_hw else None)
     config = PoseEstimatorConfig(flip_test=flip_test, box_padding=box_padding)
     if path.suffix.lower() == ".onnx":
-        if half:
-            raise PosetrackError(f"{path}: half precision is for the torch backend; export a "
-                                 "float16 ONNX model instead")
+        if half or precision not in (None, "fp32"):
+            raise PosetrackError(f"{path}: 16-bit precision is for the torch backend; export a "
+                                 "16-bit ONNX model instead")
         backend = OnnxBackend(path, device=device, threads=onnx_threads, max_batch=network_batch)
         layout = _layout(joint_layout or backend.joint_layout or "coco17", path)
         if backend.num_joints != layout.num_joints:
@@ -543,7 +617,7 @@ def load_pose_estimator(spec: str | Path, device="cpu", *, flip_test: bool = Tru
         model = load_posenet(path, depth=depth, input_size_hw=input_size_hw,
                              joint_layout=joint_layout, device=device)
         backend = TorchBackend(model, device=device, half=half, channels_last=channels_last,
-                               max_batch=network_batch)
+                               max_batch=network_batch, precision=precision, graphs=cuda_graphs)
         return PoseEstimator(backend, model.config.layout, config)
     raise PosetrackError(f"{path}: unknown pose model type {path.suffix!r}; expected a "
                          f"checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) or .onnx")

@@ -51,26 +51,34 @@ from posetrack.flow import make_flow
 from posetrack.formats import video_from_frames, write_tracks
 from posetrack.frame import NO_TRACK, Poses
 from posetrack.joints import COCO17, POSETRACK17, coco_to_posetrack
-from posetrack.pipeline import PipelineConfig, StageTimes, filter_output, track_frames
+from posetrack.pipeline import FrameInputs, PipelineConfig, StageTimes, filter_output, track_frames
 from posetrack.pose import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, OnnxBackend, PoseEstimator,
-                            PoseEstimatorConfig, TorchBackend, crop_boxes, decode_heatmaps_torch,
-                            default_network_batch, image_to_tensor)
-from posetrack.posenet import PoseNetConfig, SimpleBaseline, export_onnx
-from posetrack.run import Models, stage_functions
+                            PoseEstimatorConfig, TorchBackend, calibration_crops, crop_boxes,
+                            decode_heatmaps_torch, default_network_batch, image_to_tensor)
+from posetrack.posenet import PoseNetConfig, SimpleBaseline, export_onnx, quantize_onnx
+from posetrack.run import Models, default_frame_batch, stage_functions
 from posetrack.tracker import Tracker
 from posetrack.video import open_frames
 
 ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
 DEFAULT_VIDEO = ASSETS / "videos" / "openpose_video.avi"
 RESNETS = {f"resnet{d}": d for d in (18, 34, 50, 101, 152)}
+# Variants of our pipeline (--variants), each timed in the same rounds as the main run:
+VARIANTS = {
+    "k1": "--frame-batch 1 (detection and flow frame by frame)",
+    "serial": "no worker thread (chunks prepared in the loop)",
+    "dense-flow": "the flow resized to full size on the host and sampled there (as before)",
+    "int8": "the ONNX pose model quantised to int8 (calibrated on the clip)",
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # Models
 
 
-def build_backend(name: str, runtime: str, device: str, half: bool, channels_last: bool,
-                  threads: int | None, network_batch: int | None, folder: Path):
+def build_backend(name: str, runtime: str, device: str, precision: str, channels_last: bool,
+                  threads: int | None, network_batch: int | None, folder: Path,
+                  graphs: bool = False):
     """A pose backend with random weights (a ResNet name) or an ONNX file; returns (backend, layout)."""
     if name.endswith(".onnx"):
         backend = OnnxBackend(name, device=device, threads=threads, max_batch=network_batch)
@@ -83,8 +91,37 @@ def build_backend(name: str, runtime: str, device: str, half: bool, channels_las
     if runtime == "onnxruntime":
         path = export_onnx(model, folder / f"{name}.onnx")
         return OnnxBackend(path, device=device, threads=threads, max_batch=network_batch), COCO17
-    return TorchBackend(model, device=device, half=half, channels_last=channels_last,
-                        max_batch=network_batch), COCO17
+    return TorchBackend(model, device=device, precision=precision, channels_last=channels_last,
+                        max_batch=network_batch, graphs=graphs), COCO17
+
+
+def int8_copy(backend, video: Path, detections, folder: Path, crops: int, threads, network_batch):
+    """The ONNX backend's model quantised to int8, calibrated on ``crops`` crops of the clip."""
+    def frames():
+        for index, image in decode_in_loop(video, 10 ** 6):
+            if index % 10 == 0:
+                yield image, detections(image, index).boxes_xyxy
+    path = quantize_onnx(backend.path, folder / "int8.onnx",
+                         calibration_crops(frames(), backend.input_size_hw, crops))
+    return OnnxBackend(path, device="cpu", threads=threads, max_batch=network_batch)
+
+
+def random_yolo_detector(name: str, folder: Path, device: str):
+    """An ultralytics detector built from its YAML (random weights, nothing downloaded), saved as
+    a checkpoint and loaded through posetrack's ``YoloDetector``. Random weights cost the same
+    time as trained ones (its NMS sees few boxes, a small part of the time)."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
+    from posetrack.detection import YoloDetector
+
+    with keep_thread_settings():
+        from ultralytics import YOLO
+
+        model = YOLO(f"{name}.yaml")
+    path = folder / f"{name}_random.pt"
+    model.save(str(path))
+    return YoloDetector(path, DetectorConfig(person_class=str(model.names[0])), device=device)
 
 
 def naive_estimator(backend, layout, flip_test: bool):
@@ -140,37 +177,61 @@ class Counting:
 
 
 def decode_in_loop(video: Path, frames: int):
-    """(index, image) pairs read with OpenCV inside the loop (no decoding ahead)."""
+    """(index, image) pairs read with OpenCV inside the loop (no decoding ahead); the clip starts
+    again from its first frame when it ends, the index counting on."""
     capture = cv2.VideoCapture(str(video))
     try:
-        for index in range(frames):
+        index = 0
+        while index < frames:
             ok, image = capture.read()
             if not ok:
-                return
+                if index == 0:
+                    return
+                capture.release()
+                capture = cv2.VideoCapture(str(video))
+                continue
             yield index, image
+            index += 1
     finally:
         capture.release()
 
 
-def run_pipeline(frames_iter, file_names, detect, estimate, flow, sync, config, out_path):
+def looped(video: Path, frames: int, clip_frames: int):
+    """``(index, image)`` for ``frames`` frames, decoded ahead in a thread (``open_frames``), the
+    clip started again from its first frame when it ends; the index counts on."""
+    index = 0
+    while index < frames:
+        with open_frames(video) as source:
+            for _, image in itertools.islice(source, min(clip_frames, frames - index)):
+                yield index, image
+                index += 1
+
+
+def run_pipeline(frames_iter, file_names, detect, estimate, flow, sync, config, out_path,
+                 inputs=None):
     """Track, filter and write; returns (seconds, stage ms per frame, frames)."""
     times = StageTimes(sync)
+    if inputs is not None:
+        inputs = inputs(times)
     start = time.perf_counter()
-    results = track_frames(frames_iter, detect, estimate, flow, Tracker(), config, times)
+    results = track_frames(frames_iter, detect, estimate, flow, Tracker(), config, times, inputs)
     write_start = time.perf_counter()
     output = [filter_output(poses, config) for poses in results]
-    write_tracks(out_path, video_from_frames(file_names[:len(output)], output))
+    names = [file_names[i % len(file_names)] for i in range(len(output))]
+    write_tracks(out_path, video_from_frames(names, output))
     end = time.perf_counter()
     stages = times.ms_per_frame(len(results))
     stages["write"] = 1000 * (end - write_start) / max(len(results), 1)
     return end - start, stages, len(results)
 
 
-def ours(args, video, detect, estimate, flow, sync, config, out_path, frames):
-    """Our pipeline as ``posetrack run`` wires it; frames decoded ahead in a thread."""
-    with open_frames(video) as source:  # decodes ahead in a thread
-        return run_pipeline(itertools.islice(source, frames), source.file_names, detect, estimate,
-                            flow, sync, config, out_path)
+def ours(args, video, inputs, estimate, sync, config, out_path, frames):
+    """Our pipeline as ``posetrack run`` wires it; frames decoded ahead in a thread (the clip
+    looped when ``frames`` exceeds it); ``inputs(times) -> FrameInputs``."""
+    with open_frames(video) as source:
+        names, clip_frames = source.file_names, len(source)
+    return run_pipeline(looped(video, frames, clip_frames), names, None, estimate, None, sync,
+                        config, out_path, inputs)
 
 
 def naive(args, video, detect, estimate, flow, sync, config, out_path, frames):
@@ -316,7 +377,25 @@ def parse_args(argv=None):
     parser.add_argument("--flow-scale", type=float, default=0.5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false")
-    parser.add_argument("--half", action="store_true", help="float16 pose network (CUDA)")
+    parser.add_argument("--half", action="store_true", help="float16 pose network (CUDA); "
+                        "the same as --precision fp16")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                        help="torch pose network precision (fp16/bf16: CUDA)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="torch pose network as captured CUDA graphs (padded batch sizes)")
+    parser.add_argument("--frame-batch", type=int, default=None,
+                        help="frames per detection/flow chunk (default: posetrack's for the device)")
+    parser.add_argument("--no-overlap", action="store_true",
+                        help="prepare chunks in the loop, not in a worker thread")
+    parser.add_argument("--detector", default=None,
+                        help="also run this ultralytics detector (from its YAML, random weights: "
+                             "e.g. yolo11n) on every frame, timed; the pose stage still gets the "
+                             "file's boxes")
+    parser.add_argument("--variants", default="",
+                        help=f"comma-separated variants of our pipeline run in the same rounds "
+                             f"and reported as ratios: {', '.join(VARIANTS)}")
+    parser.add_argument("--int8-crops", type=int, default=128,
+                        help="calibration crops for --variants int8")
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                         help="torch pose network in NCHW order (default: channels last, as posetrack run)")
     parser.add_argument("--network-batch", type=int, default=None,
@@ -351,26 +430,74 @@ def main(argv=None) -> dict:
         cv2.setNumThreads(args.cv2_threads)
     detections_path = args.detections or ASSETS / "detections" / f"{args.video.stem}.json"
     min_score = DetectorConfig().min_score  # as posetrack run filters the boxes
-    detections = PrecomputedDetections.from_file(detections_path, min_score)
+    capture = cv2.VideoCapture(str(args.video))
+    clip_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 10 ** 9
+    capture.release()
+    file_detections = PrecomputedDetections.from_file(detections_path, min_score)
+
+    def detections(image, index):  # a looped clip's frame k has frame k % clip_frames's boxes
+        return file_detections(image, index % clip_frames)
     detect = lambda index, image: detections(image, index)  # noqa: E731
     config = PipelineConfig()
     device = args.device
     cuda = device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else None
     baselines = {b for b in args.baselines.split(",") if b and b != "none"}
+    variants = [v for v in args.variants.split(",") if v and v != "none"]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"--variants: unknown {sorted(unknown)}; known: {', '.join(VARIANTS)}")
     folder = Path(tempfile.mkdtemp(prefix="posetrack-bench-"))
     network_batch = (default_network_batch(device) if args.network_batch is None
                      else args.network_batch or None)
-    backend, layout = build_backend(args.pose_model, args.pose_runtime, device, args.half,
-                                    args.channels_last, args.threads, network_batch, folder)
+    precision = "fp16" if args.half else args.precision
+    backend, layout = build_backend(args.pose_model, args.pose_runtime, device, precision,
+                                    args.channels_last, args.threads, network_batch, folder,
+                                    graphs=args.cuda_graphs)
     estimator = PoseEstimator(backend, layout, PoseEstimatorConfig(flip_test=args.flip_test))
-    flow = None if args.flow == "none" else make_flow(args.flow, device=device, scale=args.flow_scale)
-    # as posetrack run wires them: on a GPU with RAFT, flow and pose share one upload per frame
-    flow, estimate = stage_functions(Models(estimator, flow, None, device, sync), args.max_pose_batch)
-    counting = Counting(estimate)
+    flow_model = None if args.flow == "none" else make_flow(args.flow, device=device, scale=args.flow_scale)
+    frame_batch = args.frame_batch or default_frame_batch(device)
+    detect_batch = lambda indices, images: [detections(None, k) for k in indices]  # noqa: E731
+    detector_note = None
+    if args.detector:  # the detector runs (and is timed) on every frame; the file's boxes are used
+        detector_note = f"{args.detector} (random weights, timed; pose on the file's boxes)"
+        yolo = random_yolo_detector(args.detector, folder, device)
+
+        def detect_batch(indices, images):  # noqa: F811
+            yolo.detect_batch(images, indices)
+            return [detections(None, k) for k in indices]
+    models = Models(estimator, flow_model, None, device, sync)
+
+    def pipeline_inputs(k, overlap, dense_flow=False, model=models):
+        """``times -> (FrameInputs, estimate)`` as ``posetrack run`` wires them."""
+        def make(times):
+            inputs, estimate = stage_functions(model, args.max_pose_batch, detect_batch, k,
+                                               overlap, times)
+            if dense_flow and flow_model is not None:  # the full-size field, as before
+                inputs.flow_batch = lambda images: [flow_model(a, b) for a, b in zip(images, images[1:])]
+            make.estimate = counting_wrap(estimate)
+            return inputs
+        return make
+
+    counting = Counting(None)
+
+    def counting_wrap(estimate):
+        counting.estimate = estimate
+        return counting
+
+    def pipeline_run(make_inputs, out_name):
+        def run(frames):
+            def estimate(image, boxes):
+                return make_inputs.estimate(image, boxes)
+            return ours(args, args.video, make_inputs, estimate, sync, config, folder / out_name,
+                        frames) + ({},)
+        return run
 
     report = {
         "network_batch": network_batch,
+        "frame_batch": frame_batch,
+        "precision": precision if not args.pose_model.endswith(".onnx") and args.pose_runtime == "torch" else "fp32",
+        "detector": detector_note,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {"cpus": os.cpu_count(), "physical_cores": physical_cores(),
                     "torch_threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads(),
@@ -383,12 +510,30 @@ def main(argv=None) -> dict:
           f"{args.video.name}, {args.repeats} round(s); load average {os.getloadavg()[0]:.2f}",
           file=sys.stderr)
 
-    def run_ours(frames):
-        return ours(args, args.video, detect, counting, flow, sync, config, folder / "ours.json", frames) + ({},)
-
+    run_ours = pipeline_run(pipeline_inputs(frame_batch, not args.no_overlap), "ours.json")
     run_ours(args.warmup)
-    counting.boxes = counting.calls = 0
     methods = {"posetrack": run_ours}
+    for variant in variants:
+        if variant == "k1":
+            run = pipeline_run(pipeline_inputs(1, not args.no_overlap), "k1.json")
+        elif variant == "serial":
+            run = pipeline_run(pipeline_inputs(frame_batch, False), "serial.json")
+        elif variant == "dense-flow":
+            run = pipeline_run(pipeline_inputs(frame_batch, not args.no_overlap, dense_flow=True),
+                               "dense.json")
+        else:  # int8
+            if not isinstance(backend, OnnxBackend):
+                raise SystemExit("--variants int8 needs an ONNX pose model (an .onnx file or "
+                                 "--pose-runtime onnxruntime)")
+            print(f"quantising to int8 ({args.int8_crops} calibration crops)", file=sys.stderr)
+            int8 = PoseEstimator(int8_copy(backend, args.video, detections, folder,
+                                           args.int8_crops, args.threads, network_batch),
+                                 layout, PoseEstimatorConfig(flip_test=args.flip_test))
+            run = pipeline_run(pipeline_inputs(frame_batch, not args.no_overlap,
+                                               model=Models(int8, flow_model, None, device, sync)),
+                               "int8.json")
+        run(args.warmup)
+        methods[variant] = run
     skipped = {}
     if "naive" in baselines:
         naive_flow = None if args.flow == "none" else make_flow(args.flow, device=device, scale=1.0)
@@ -414,10 +559,14 @@ def main(argv=None) -> dict:
             memory["gpu_peak_allocated_mb"] = (torch.cuda.max_memory_allocated(device) / 2**20
                                                if cuda else None)
 
+    counting.boxes = counting.calls = 0
     results = interleaved(methods, args.repeats, args.frames, read_memory)
     report.update(results.pop("posetrack"))
     report["pose_boxes_per_frame"] = counting.boxes / max(counting.calls, 1)
     report["memory"] = memory
+    report["variants"] = {name: results.pop(name) for name in variants}
+    for row in report["variants"].values():
+        row["ours_over_variant"] = report["fps"] / row["fps"]
     report["baselines"] = {**results, **skipped}
     if args.micro:
         print("micro-benchmark: pose stage vs network forward", file=sys.stderr)
@@ -426,6 +575,8 @@ def main(argv=None) -> dict:
         boxes = boxes[boxes.scores >= min_score].boxes_xyxy
         report["micro"] = micro(estimator, image, boxes, args.micro_repeats)
         estimator.config = PoseEstimatorConfig(flip_test=args.flip_test)
+    for name, variant in report["variants"].items():
+        print(f"variant {name}: {VARIANTS[name]}", file=sys.stderr)
     for base in report["baselines"].values():
         if "fps" in base:
             base["ours_over_baseline"] = report["fps"] / base["fps"]
@@ -443,11 +594,15 @@ def print_report(report: dict) -> None:
     print(f"posetrack: {pose}, flip test {'on' if config['flip_test'] else 'off'}, "
           f"channels last {config['channels_last']}, network batch {report['network_batch']}, flow "
           f"{config['flow']} at scale {config['flow_scale']}, device {config['device']}, "
-          f"torch threads {report['machine']['torch_threads']}")
+          f"precision {report['precision']}, frame batch {report['frame_batch']}"
+          f"{'' if config['no_overlap'] else ' (prepared in a worker thread)'}, "
+          f"torch threads {report['machine']['torch_threads']}"
+          + (f", detector {report['detector']}" if report["detector"] else ""))
     print(f"frames {report['frames']}, pose boxes per frame {report['pose_boxes_per_frame']:.1f}, "
           f"load average {', '.join(f'{x:.2f}' for x in report['load_avg_1min'])} -> "
           f"{report['load_avg_1min_end']:.2f}")
-    rows = [("posetrack", report)] + [(name, b) for name, b in report["baselines"].items()]
+    rows = ([("posetrack", report)] + [(f"variant {name}", v) for name, v in report["variants"].items()]
+            + [(name, b) for name, b in report["baselines"].items()])
     stages = list(report["stages_ms"])
     print(f"{'method':<22}" + "".join(f"{s:>9}" for s in stages) + f"{'fps':>9}{'ours/it':>9}")
     for name, row in rows:
@@ -456,7 +611,8 @@ def print_report(report: dict) -> None:
             continue
         cells = "".join(f"{row['stages_ms'][s]:9.1f}" if s in row.get("stages_ms", {}) else f"{'':>9}"
                         for s in stages)
-        ratio = f"{row['ours_over_baseline']:9.2f}" if "ours_over_baseline" in row else f"{'':>9}"
+        ratio = row.get("ours_over_baseline", row.get("ours_over_variant"))
+        ratio = f"{ratio:9.2f}" if ratio is not None else f"{'':>9}"
         print(f"{name:<22}{cells}{row['fps']:9.2f}{ratio}")
     print("(stage columns: ms per frame; fps runs: "
           + "; ".join(f"{n} {', '.join(f'{x:.2f}' for x in r['fps_runs'])}" for n, r in rows if "fps_runs" in r) + ")")

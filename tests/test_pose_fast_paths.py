@@ -133,6 +133,53 @@ def test_half_precision_on_cuda_keeps_the_keypoints():
         assert np.mean(error <= 4.0) >= 0.95, error
 
 
+@pytest.mark.parametrize("n, plan", [
+    (0, []),                                    # no crops: nothing to replay
+    (1, [(1, 8)]),                              # one crop: the smallest graph
+    (8, [(8, 8)]),                              # exactly a size
+    (9, [(9, 16)]),                             # just over: the next size up
+    (40, [(40, 64)]),                           # a crowd with flip test
+    (128, [(128, 128)]),                        # the largest size
+    (300, [(128, 128), (128, 128), (44, 64)]),  # beyond: chunks of the largest, then the rest
+])
+def test_graph_batch_plan(n, plan):
+    from posetrack.pose import graph_batch_plan
+
+    assert graph_batch_plan(n) == plan
+    assert sum(count for count, _ in plan) == n
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"precision": "bf16"}, "bf16 precision needs a CUDA device"),
+    ({"half": True}, "fp16 precision needs a CUDA device"),
+    ({"precision": "int4"}, "precision must be one of fp32, fp16, bf16"),
+    ({"graphs": True}, "CUDA graphs need a CUDA device"),
+])
+def test_cuda_only_settings_are_refused_on_a_cpu(kwargs, message):
+    from posetrack.errors import PosetrackError
+
+    with pytest.raises(PosetrackError, match=message):
+        TorchBackend(_peaky_net(), device="cpu", **kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 and CUDA graphs need a CUDA GPU")
+@pytest.mark.parametrize("boxes", [1, 3, 150])  # one graph, padding, chunks of the largest graph
+def test_cuda_graphs_and_bf16_keep_the_keypoints(boxes):
+    rng = np.random.default_rng(boxes)
+    corner = rng.uniform([0, 0], [200, 120], (boxes, 2))
+    chosen = np.concatenate([corner, corner + rng.uniform(30, 80, (boxes, 2))], axis=1).astype(np.float32)
+    frame, detections = _frame(), Detections(chosen, np.ones(boxes, np.float32))
+    reference = PoseEstimator(TorchBackend(_peaky_net(), device="cuda"), COCO17)(frame, detections)
+    graphed = TorchBackend(_peaky_net(), device="cuda", channels_last=True, graphs=True)
+    for _ in range(2):  # captured on the first call, replayed on the second
+        got = PoseEstimator(graphed, COCO17)(frame, detections)
+        np.testing.assert_allclose(got.keypoints_xy, reference.keypoints_xy, atol=0.01)
+    bf16 = PoseEstimator(TorchBackend(_peaky_net(), device="cuda", precision="bf16", graphs=True,
+                                      channels_last=True), COCO17)(frame, detections)
+    error = np.linalg.norm(bf16.keypoints_xy - reference.keypoints_xy, axis=2)
+    assert np.mean(error <= 4.0) >= 0.95, error
+
+
 @pytest.mark.parametrize("shear", [0.0, 1e-17, 0.05])  # axis-aligned, rounding-level, rotated
 def test_sampling_grid_equals_affine_grid(shear):
     import torch.nn.functional as F
