@@ -396,8 +396,9 @@ def quantize_onnx_command(model: str, out_path: str, calibration: str, detection
     from .posenet import quantize_onnx
     from .video import open_frames
 
-    if Path(out_path).resolve() == Path(model).resolve():
-        raise PosetrackError(f"{out_path}: the int8 model would overwrite its input {model}")
+    from .fileio import check_outputs
+
+    check_outputs([(out_path, "onnx")], inputs=[model, calibration, detections])
     size = OnnxBackend(model).input_size_hw
     if detections is not None:
         from .detection import PrecomputedDetections

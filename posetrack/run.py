@@ -79,6 +79,16 @@ class PoseConfig:
     half: bool = setting(False, (
         "Half precision for the pose network on a GPU (torch checkpoints): faster, keypoints "
         "within a fraction of a pixel. Ignored on a CPU."), option="pose-half")
+    precision: str = setting("fp32", (
+        "Number format of the pose network on a GPU (torch checkpoints): fp32; fp16 (the same as "
+        "--pose-half); bf16 (fp16's speed on tensor cores with fp32's range). 16-bit: about "
+        "twice as fast, keypoints within a fraction of a pixel. Ignored on a CPU."),
+        choices=("fp32", "fp16", "bf16"), option="pose-precision")
+    cuda_graphs: bool = setting(False, (
+        "Replay the pose network as captured CUDA graphs (padded batch sizes 8-128), so a "
+        "frame's crops cost one launch instead of one per layer: less launch overhead with many "
+        "small batches, memory for each captured size. Off until measured on a GPU "
+        "(scripts/gpu_check.sh). Ignored on a CPU."))
     max_batch: int = setting(64, (
         "Most crops per pose-network call. Lower: bounds GPU memory in crowds; higher: fewer "
         "calls (a little faster on a GPU)."), low=1, option="max-pose-batch")
@@ -156,9 +166,12 @@ def load_models(settings: RunSettings = RunSettings()) -> Models:
 
         use_mirror(spec.weights_mirror)
     device = pick_device(spec.device)
+    gpu = device != "cpu"
     estimator = load_pose_estimator(spec.pose_model, device, flip_test=pose.flip_test,
-                                    half=pose.half and device != "cpu", box_padding=pose.box_padding,
-                                    weights_dir=spec.weights_dir)
+                                    half=pose.half and gpu, box_padding=pose.box_padding,
+                                    weights_dir=spec.weights_dir,
+                                    precision=pose.precision if gpu and not pose.half else None,
+                                    cuda_graphs=pose.cuda_graphs and gpu)
     flow = flow_from_config(settings.flow, device, spec.weights_dir)
     detector = None
     if settings.detection.detections is None:
