@@ -183,7 +183,8 @@ def load_models(settings: RunSettings = RunSettings()) -> Models:
     if device.startswith("cuda"):
         import torch
 
-        sync = torch.cuda.synchronize
+        def sync():  # the calling thread's stream only: a worker's chunk may run beside it
+            torch.cuda.current_stream().synchronize()
     return Models(estimator, flow, detector, device, sync)
 
 

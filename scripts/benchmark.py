@@ -441,7 +441,7 @@ def main(argv=None) -> dict:
     config = PipelineConfig()
     device = args.device
     cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else None
+    sync = (lambda: torch.cuda.current_stream().synchronize()) if cuda else None  # noqa: E731
     baselines = {b for b in args.baselines.split(",") if b and b != "none"}
     variants = [v for v in args.variants.split(",") if v and v != "none"]
     unknown = set(variants) - set(VARIANTS)

@@ -31,7 +31,7 @@ FRAMES=${FRAMES:-500}
 WARMUP=${WARMUP:-20}
 K=${K:-8}
 PRECISIONS=${PRECISIONS:-fp32 bf16 bf16-graphs}
-LIMIT=${LIMIT:-80}  # seconds per benchmark run
+LIMIT=${LIMIT:-70}  # seconds per benchmark run
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false YOLO_CONFIG_DIR=/tmp/yolo-config
 
@@ -53,7 +53,7 @@ if [ ! -f "$VIDEO" ]; then VIDEO=../shared/assets/videos/openpose_video.avi; DET
 cat "$OUT/machine.txt"
 
 if [ "$DEVICE" != cpu ]; then  # the tests that skip without CUDA
-    timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_pose_fast_paths.py tests/test_flow.py \
+    timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_pose_fast_paths.py tests/test_flow.py \
         -k "cuda or gpu or half" > "$OUT/gpu_tests.log" 2>&1
     echo "CUDA tests: exit $? ($(tail -1 "$OUT/gpu_tests.log"))"
 fi

@@ -11,7 +11,7 @@ cd "$(git rev-parse --show-toplevel)"
 assets=${1:-../shared/assets}
 [ -f "$assets/videos/openpose_video.avi" ] || { echo "no $assets/videos/openpose_video.avi" >&2; exit 1; }
 mkdir -p .gpu/whl .gpu/assets
-cp "$assets/videos/openpose_video.avi" "$assets/detections/openpose_video.json" .gpu/assets/
+install -m 0644 "$assets/videos/openpose_video.avi" "$assets/detections/openpose_video.json" .gpu/assets/
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
