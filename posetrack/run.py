@@ -397,12 +397,13 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
     detect_batch = _detect_fn(models, detections_file, gt, settings.detection.floor,
                               settings.detection.max_detections, num_frames, str(input_path))
     times = StageTimes(models.sync)
-    # a live source is tracked frame by frame unless asked otherwise: a chunk would delay it
+    # a live source is tracked frame by frame, in the loop, unless asked otherwise: a chunk, or
+    # a frame read ahead by the worker, would delay it
     frame_batch = settings.pipeline.frame_batch or (1 if source.live else default_frame_batch(models.device))
     inputs, estimate = stage_functions(
         models, settings.pose.max_batch,
         detect_batch, frame_batch,
-        overlap=True, times=times)
+        overlap=not source.live, times=times)
     smoother = None
     if settings.smoothing.enabled:
         from .smoothing import TrackSmoother
@@ -432,9 +433,10 @@ def run_clip(input_path, out_path, models: Models, settings: RunSettings = RunSe
         stop = StopRequest()
         if source.live:
             stack.enter_context(stop.on_ctrl_c())
+        # a stop ends the decoding and also the frames the worker prepared ahead of the loop
         tracked = iter_tracked(stop.frames(source), None, estimate, None, Tracker(settings.tracker),
                                settings.pipeline, times, min_score=settings.detection.min_score,
-                               inputs=inputs)
+                               inputs=lambda frames: stop.frames(inputs(frames)))
         try:
             for index, image, poses in tracked:
                 poses = filter_output(poses, settings.pipeline)
