@@ -12,10 +12,10 @@ Per frame k, the caller does::
 ``propagate`` warps every kept track's joints into frame k and offers the boxes around the warped
 poses of the confirmed tracks seen in frame k-1, so a person the detector misses is still
 estimated. ``update`` compares each new pose with each kept track by OKS (track pose warped into
-frame k, or as last seen, vs. new pose) and matches greedily, best pairs first, in one pass over
-every pose and every recent track; poses that may not start a track (from low-score detections and
-flow-propagated boxes) may only continue confirmed tracks, a pose from a track's own propagated box
-only that track. Then the confident poses left are matched against tracks lost for longer than
+frame k, or as last seen, vs. new pose) and matches greedily in three stages: poses that may start
+a track (from confident detections) first, against every recent track; then the others (from
+low-score detections and flow-propagated boxes) against the confirmed tracks left, which they can
+only continue; then the confident poses left against tracks lost for longer than
 ``memory_frames``, with a match gate that widens with the time lost. A confident pose left over
 starts a tentative track, which gets an id once matched in ``min_hits`` consecutive frames; its
 earlier frames get the id then, which is why frames are final only ``min_hits - 1`` frames later.
@@ -234,7 +234,7 @@ class Tracker:
 
         origin = np.full(len(poses), -1, np.int64) if from_track is None else np.asarray(from_track, np.int64)
 
-        def match(tracks, pose_mask, floor, widen=None, allowed=None):
+        def match(tracks, pose_mask, floor, widen=None):
             rows = np.flatnonzero(tracks)
             cols = np.flatnonzero(pose_mask & (track_of_pose < 0))
             if not len(rows) or not len(cols):
@@ -243,20 +243,17 @@ class Tracker:
             own = origin[cols]
             foreign = (own[None, :] >= 0) & (self._tracks.track_ids[rows][:, None] != own[None, :])
             similarity[foreign] = -np.inf  # never matches, whatever the floor (even 0)
-            if allowed is not None:
-                similarity[~allowed[np.ix_(rows, cols)]] = -np.inf
             pairs, _, _ = greedy_match(similarity, floor)
             track_of_pose[cols[pairs[:, 1]]] = rows[pairs[:, 0]]
 
-        # 1: every pose against every recent track in one greedy pass, best pairs first; a pose
-        # that may not start a track (weak detection, propagated box) may not continue a tentative
-        # one either, and a tentative track only continues if seen in the last frame (it dies at
-        # its first miss). One pass, not a stage per pose kind: a weak or flow pose that fits a
-        # track best is not beaten to it by a confident pose that fits it worse.
-        allowed = confirmed[:, None] | may_start[None, :]
-        match(recent & (confirmed | (age <= 1)), np.ones(len(poses), bool), config.min_similarity,
-              allowed=allowed)
-        # 2: confident poses left re-find tracks lost for longer, under a widening gate
+        # 1: poses from confident detections, against every recent track (a tentative one only
+        # continues if seen in the last frame: it dies at its first miss)
+        match(recent & (confirmed | (age <= 1)), may_start, config.min_similarity)
+        # 2: poses from weak detections and propagated boxes only continue confirmed tracks
+        taken = np.zeros(len(self._tracks), bool)
+        taken[track_of_pose[track_of_pose >= 0]] = True
+        match(recent & confirmed & ~taken, ~may_start, config.min_similarity)
+        # 3: confident poses left re-find tracks lost for longer, under a widening gate
         if lost.any():
             match(lost, may_start, config.refind_min_similarity,
                   widen=1.0 + config.refind_gate_growth * np.maximum(age - config.memory_frames, 0))

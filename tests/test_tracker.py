@@ -184,22 +184,6 @@ def test_poses_that_may_not_start_a_track_only_continue_one():
         tracker.update(frame(person(1, 1)), may_start=[True, True])
 
 
-def test_a_pose_that_may_not_start_a_track_still_takes_the_track_it_fits_best():
-    # one greedy pass over all poses: a weak pose right on the track is not beaten to it by a
-    # confident pose that fits it worse (the confident one starts a tentative track instead)
-    tracker = Tracker(TrackerConfig(min_hits=1))
-    tracker.update(frame(person(100, 200)), may_start=[True])
-    out = tracker.update(frame(person(101, 200), person(125, 200)), may_start=[False, True])
-    assert out.track_ids.tolist() == [0, 1]
-
-
-def test_a_pose_that_may_not_start_a_track_does_not_continue_a_tentative_one():
-    tracker = Tracker(TrackerConfig(min_hits=2, min_similarity=0.0))  # not even at a zero floor
-    tracker.update(frame(person(100, 200)), may_start=[True])
-    tracker.update(frame(person(101, 200)), may_start=[False])
-    assert [p.track_ids.tolist() for p in tracker.flush()] == [[], []]  # it died unconfirmed
-
-
 def test_people_entering_and_leaving():
     # A stands throughout. B enters from the left at frame 3 and leaves at frame 8 on the right.
     # C enters at frame 12 where B left, after B's track was forgotten: a new id.
