@@ -61,10 +61,11 @@ class DetectorConfig:
         low=0.0, high=1.0, option="detection-min-score")
     weak_min_score: float = setting(0.1, (
         "Boxes scoring at least this but below min_score are estimated too, but their poses may "
-        "only continue an existing track, never start one (two-stage association, as ByteTrack "
-        "does with boxes): a person whose score flickers around min_score, or who is partly "
-        "hidden, keeps their id and is still written. At or above min_score: off. Lower: more "
-        "hidden people followed, more pose-network time."), low=0.0, high=1.0,
+        "only continue an existing track, never start one, and are matched after the others "
+        "(as ByteTrack matches low-score boxes second): a person whose score flickers around "
+        "min_score, or who is partly hidden, keeps their id and is still written. At or above "
+        "min_score: off. Lower: more hidden people followed, more pose-network time."),
+        low=0.0, high=1.0,
         option="weak-detection-min-score")
     nms_iou: float = setting(0.7, (
         "IoU above which the detector's NMS merges two person boxes. Higher: two people who "

@@ -6,7 +6,9 @@ detection (only flow-propagated boxes are suppressed, against detections and eac
 after estimation a pose from a propagated box that duplicates another pose is dropped by OKS, so
 the duplicate neither steals the person's track nor starts a false one. Weak detections (below
 the detection stage's ``min_score``, down to its ``weak_min_score``) and propagated boxes give
-poses that may only continue existing tracks (two-stage association, ``Tracker.update``).
+poses that may only continue existing tracks; ``Tracker.update`` matches the confident and the
+propagated poses first, weak ones after, and starts no track for a pose that duplicates a
+tracked person's (two detector boxes on one person).
 
 The loop takes its stages as plain callables, so any detector, pose model or flow method (or a
 fake in a test) plugs in:

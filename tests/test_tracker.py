@@ -184,6 +184,67 @@ def test_poses_that_may_not_start_a_track_only_continue_one():
         tracker.update(frame(person(1, 1)), may_start=[True, True])
 
 
+def test_a_propagated_pose_keeps_its_track_from_a_confident_pose_that_fits_it_worse():
+    # flow-propagated and confident poses are matched in one pass, best pairs first: the pose from
+    # the track's own propagated box, right on it, keeps it; the confident pose next to it starts
+    # a track of its own
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    tracker.update(frame(person(100, 200)), may_start=[True])
+    tracker.propagate(None)
+    out = tracker.update(frame(person(101, 200), person(125, 200)), may_start=[False, True],
+                         from_track=[0, -1])
+    assert out.track_ids.tolist() == [0, 1]
+
+
+def test_a_weak_pose_only_takes_a_track_no_confident_pose_took():
+    # a weak detection's pose (may not start, not from a propagated box) is matched after the
+    # confident ones: even right on the track, it does not beat a confident pose to it
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    tracker.update(frame(person(100, 200), person(400, 200)), may_start=[True, True])
+    out = tracker.update(frame(person(101, 200), person(115, 200), person(402, 200)),
+                         may_start=[False, True, False])
+    assert out.track_ids.tolist() == [-1, 0, 1]
+
+
+def test_a_pose_that_may_not_start_a_track_does_not_continue_a_tentative_one():
+    tracker = Tracker(TrackerConfig(min_hits=2, min_similarity=0.0))  # not even at a zero floor
+    tracker.update(frame(person(100, 200)), may_start=[True])
+    tracker.propagate(None)
+    tracker.update(frame(person(101, 200), person(100, 200)), may_start=[False, False],
+                   from_track=[-1, 0])
+    assert [p.track_ids.tolist() for p in tracker.flush()] == [[], []]  # it died unconfirmed
+
+
+def _partial(cx, cy, score):
+    """The same standing person as ``person(cx, cy)``, seen by a second, lower box: its pose has
+    the person's upper-body joints only, 2 px off."""
+    box, _, keypoints, keypoint_scores = person(cx + 2, cy)
+    keypoints = keypoints.copy()
+    keypoints[11:] = np.nan
+    return box * [1, 1, 1, 0.8], score, keypoints, keypoint_scores
+
+
+def test_a_second_box_on_a_tracked_person_starts_no_track():
+    # the detector keeps two boxes on one person (their overlap is below its NMS threshold): the
+    # second box's pose duplicates the tracked one and gets no id; at duplicate_oks 1 it would
+    frames = [frame(person(100, 200))] + [frame(person(100, 200), _partial(100, 200, 0.6))] * 3
+    assert run(Tracker(), frames) == [[0], [0], [0], [0]]
+    assert run(Tracker(TrackerConfig(duplicate_oks=1.0)), frames) == [[0], [0, 1], [0, 1], [0, 1]]
+
+
+def test_two_boxes_on_a_new_person_give_one_track_and_a_one_frame_clip_keeps_both():
+    # both boxes appear at once: in that frame they cannot be told from two people (a one-frame
+    # clip writes both); in the next the weaker box's tentative track is dropped as a duplicate
+    both = frame(person(100, 200), _partial(100, 200, 0.6))
+    assert run(Tracker(), [both]) == [[0, 1]]
+    assert run(Tracker(), [both, both, both]) == [[0], [0], [0]]
+
+
+def test_two_people_side_by_side_are_not_duplicates():
+    frames = [frame(person(100, 200))] + [frame(person(100, 200), person(160, 200))] * 3
+    assert run(Tracker(), frames) == [[0], [0, 1], [0, 1], [0, 1]]
+
+
 def test_people_entering_and_leaving():
     # A stands throughout. B enters from the left at frame 3 and leaves at frame 8 on the right.
     # C enters at frame 12 where B left, after B's track was forgotten: a new id.
