@@ -56,8 +56,8 @@ class TrackerConfig:
         "keeps being warped forward meanwhile. Higher: a person hidden for longer gets their id "
         "back; lower: fewer chances to hand an old id to a new person who enters nearby. 24 "
         "(about 1 s at 25 fps): on the benchmark id switches fall from 8 to 24 frames on both "
-        "seeds and not beyond (32: the same), on the real crowd clip ids per visible person "
-        "4.23 -> 3.82."), low=1)
+        "seeds (288 -> 246, 373 -> 305) and not beyond (32: 246, 320); on the real crowd clip "
+        "ids per visible person 3.65 -> 3.32."), low=1)
     min_similarity: float = setting(0.05, (
         "Lowest OKS at which a pose continues a track. Higher: fewer wrong continuations, more "
         "broken tracks; lower: the reverse. 0.05: on the benchmark the fewest id switches on "
@@ -99,9 +99,10 @@ class TrackerConfig:
         "tentative one) and starts or continues no track: two detector boxes on one person "
         "(the detector's NMS keeps boxes overlapping up to its IoU threshold) give one track, "
         "not two. 0.7 (pose_nms_oks's value): on the crowd clip ids per visible person 3.82 -> "
-        "3.48, the store aisle's duplicate id gone, the benchmark unchanged. Lower: more "
-        "duplicates caught, and a second person whose pose the estimator draws on the first "
-        "one's is not tracked; 1: off."), low=0.0, high=1.0)
+        "3.32 (near-duplicate pose pairs 897 -> 637), the store aisle's duplicate id gone, the "
+        "benchmark unchanged. Lower: more duplicates caught, and a second person whose pose "
+        "the estimator draws on the first one's is not tracked (0.5: 3.03, 8% fewer people per "
+        "frame); 1: off."), low=0.0, high=1.0)
     refind_frames: int = setting(REFIND_FRAMES, (
         "How many frames a confirmed track that has been lost for longer than memory_frames can "
         "still be found again (its last-seen pose moved by its own velocity, under a gate that "

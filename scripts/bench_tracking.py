@@ -48,17 +48,18 @@ FPS = 25.0  # the synthetic clips' frame rate (PoseTrack videos are 25-30 fps)
 
 # One-at-a-time sweeps around the defaults: the values each setting is tried with.
 SWEEPS = {
-    "memory_frames": (1, 3, 5, 8, 12),
+    "memory_frames": (1, 4, 8, 16, 24, 32),
     "min_similarity": (0.05, 0.1, 0.2, 0.3, 0.4),
     "joint_threshold": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
     "propagate_min_score": (0.2, 0.3, 0.4, 0.5, 0.6),
     "min_hits": (1, 2, 3),
+    "duplicate_oks": (0.5, 0.7, 1.0),
     "refind_frames": (0, 25, 50, 75),
     "refind_min_similarity": (0.2, 0.3, 0.5),
     "refind_gate_growth": (0.0, 0.05, 0.1),
 }
 QUICK_SWEEPS = {
-    "memory_frames": (1, 12),
+    "memory_frames": (8, 32),
     "min_similarity": (0.05, 0.4),
     "joint_threshold": (0.1, 0.6),
     "propagate_min_score": (0.2, 0.6),
