@@ -17,9 +17,10 @@ detections and from the tracks' own flow-propagated boxes first, against every r
 one pass (a propagated pose can only continue its own track); then poses from low-score
 detections against the confirmed tracks left, which they can only continue; then the confident
 poses left against tracks lost for longer than ``memory_frames``, with a match gate that widens
-with the time lost. A confident pose left over
-starts a tentative track, which gets an id once matched in ``min_hits`` consecutive frames; its
-earlier frames get the id then, which is why frames are final only ``min_hits - 1`` frames later.
+with the time lost. A confident pose left over starts a tentative track, unless it duplicates the
+pose of a tracked person in the same frame (``duplicate_oks``); a tentative track gets an id once
+matched in ``min_hits`` consecutive frames, and its earlier frames get the id then, which is why
+frames are final only ``min_hits - 1`` frames later.
 """
 
 from __future__ import annotations
